@@ -1,0 +1,96 @@
+//! The bounded, lock-free hand-off between traced code and the background
+//! thread. Finishing a span pushes one pointer; a full buffer refuses the
+//! span instead of waiting, and the caller counts it as dropped.
+
+use crossbeam_queue::ArrayQueue;
+use triomphe::Arc;
+
+use crate::span::SpanRecord;
+
+pub type FinishedSpan = Arc<SpanRecord>;
+
+pub struct SpanBuffer {
+    queue: ArrayQueue<FinishedSpan>,
+}
+
+impl SpanBuffer {
+    pub fn new(capacity: usize) -> Self {
+        SpanBuffer {
+            queue: ArrayQueue::new(capacity.max(1)),
+        }
+    }
+
+    /// Never blocks. Gives the span back when the buffer is full.
+    #[inline]
+    pub fn push(&self, span: FinishedSpan) -> Result<(), FinishedSpan> {
+        self.queue.push(span)
+    }
+
+    /// Moves up to `max` spans into `into`; returns how many.
+    pub fn drain_into(&self, into: &mut Vec<FinishedSpan>, max: usize) -> usize {
+        let mut n = 0;
+        while n < max {
+            match self.queue.pop() {
+                Some(span) => {
+                    into.push(span);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        n
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.queue.capacity()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::TraceId;
+
+    fn span() -> FinishedSpan {
+        Arc::new(SpanRecord::new(TraceId(1), None, "s".into()))
+    }
+
+    #[test]
+    fn full_buffer_refuses_without_blocking() {
+        let buffer = SpanBuffer::new(2);
+        assert!(buffer.push(span()).is_ok());
+        assert!(buffer.push(span()).is_ok());
+        assert!(buffer.push(span()).is_err());
+        let mut out = Vec::new();
+        assert_eq!(buffer.drain_into(&mut out, 10), 2);
+        assert!(buffer.is_empty());
+    }
+
+    #[test]
+    fn concurrent_producers_lose_nothing_that_fits() {
+        let buffer = std::sync::Arc::new(SpanBuffer::new(4 * 10_000));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let b = buffer.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        assert!(b.push(span()).is_ok());
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let mut out = Vec::new();
+        assert_eq!(buffer.drain_into(&mut out, usize::MAX), 40_000);
+    }
+}

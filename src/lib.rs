@@ -1,0 +1,20 @@
+//! ferrotrace: distributed tracing for Python services with a Rust core.
+//!
+//! The core modules know nothing of Python; `python` is the PyO3 binding
+//! layer that turns them into the `ferrotrace._core` extension module.
+
+pub mod attributes;
+pub mod buffer;
+pub mod clock;
+pub mod collector;
+pub mod config;
+pub mod ids;
+pub mod jsonl;
+pub mod metrics;
+pub mod sampling;
+pub mod span;
+pub mod trace_summary;
+pub mod writer;
+
+#[cfg(feature = "python")]
+mod python;

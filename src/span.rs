@@ -1,0 +1,233 @@
+//! The span record: everything one finished span writes to JSONL.
+
+use compact_str::CompactString;
+
+use crate::attributes::{truncate_chars, AttrValue, Attributes, Limits};
+use crate::ids::{SpanId, TraceId};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum SpanKind {
+    #[default]
+    Internal,
+    Server,
+    Client,
+    Producer,
+    Consumer,
+}
+
+impl SpanKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanKind::Internal => "internal",
+            SpanKind::Server => "server",
+            SpanKind::Client => "client",
+            SpanKind::Producer => "producer",
+            SpanKind::Consumer => "consumer",
+        }
+    }
+
+    /// Accepts the five OpenTelemetry kind names, case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        const KINDS: [SpanKind; 5] = [
+            SpanKind::Internal,
+            SpanKind::Server,
+            SpanKind::Client,
+            SpanKind::Producer,
+            SpanKind::Consumer,
+        ];
+        KINDS
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Status {
+    #[default]
+    Unset,
+    Ok,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Unset => "unset",
+            Status::Ok => "ok",
+            Status::Error => "error",
+        }
+    }
+
+    /// What JSONL records: a span is either fine or failed.
+    pub fn as_written(self) -> &'static str {
+        match self {
+            Status::Error => "error",
+            _ => "ok",
+        }
+    }
+
+    /// An HTTP-like status code as a span status. 5xx always fails; 4xx fails
+    /// a client span (its request was refused) but not a server span (the
+    /// caller erred), as the OpenTelemetry HTTP conventions have it.
+    pub fn from_code(code: i64, kind: SpanKind) -> Self {
+        match code {
+            500.. => Status::Error,
+            400..=499 if kind != SpanKind::Server => Status::Error,
+            _ if code < 100 && code != 0 => Status::Error,
+            _ => Status::Ok,
+        }
+    }
+}
+
+/// A timestamped event inside a span (a "log" in the seeds' terms).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    pub name: CompactString,
+    pub ts_ns: u64,
+    pub level: CompactString,
+    pub attributes: Attributes,
+}
+
+/// An exception or error message recorded on a span.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ErrorInfo {
+    pub error_type: String,
+    pub message: String,
+    pub stack: Option<String>,
+}
+
+/// Errors' stacks can be long; this bounds what one span carries.
+pub const MAX_STACK_CHARS: usize = 32 * 1024;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpanRecord {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_id: Option<SpanId>,
+    pub name: CompactString,
+    pub kind: SpanKind,
+    /// Monotonic clock readings; wall time is derived via `clock::to_wall_ns`.
+    pub start_mono: u64,
+    pub end_mono: u64,
+    /// Wall-clock epoch ns, fixed at start.
+    pub start_ns: u64,
+    pub status: Status,
+    pub attributes: Attributes,
+    pub events: Vec<Event>,
+    pub dropped_events: u32,
+    pub error: Option<Box<ErrorInfo>>,
+    /// First span of its trace in this process: no parent, or a remote one.
+    pub is_local_root: bool,
+    /// The parent came from another process (extracted from a carrier).
+    pub remote_parent: bool,
+    pub sampled: bool,
+    /// Set by `finish(duration_ms=...)`: replaces the measured duration.
+    pub duration_override_ns: Option<u64>,
+}
+
+impl SpanRecord {
+    pub fn new(trace_id: TraceId, parent_id: Option<SpanId>, name: CompactString) -> Self {
+        SpanRecord {
+            trace_id,
+            span_id: SpanId::random(),
+            parent_id,
+            name,
+            kind: SpanKind::Internal,
+            start_mono: 0,
+            end_mono: 0,
+            start_ns: 0,
+            status: Status::Unset,
+            attributes: Attributes::default(),
+            events: Vec::new(),
+            dropped_events: 0,
+            error: None,
+            is_local_root: parent_id.is_none(),
+            remote_parent: false,
+            sampled: true,
+            duration_override_ns: None,
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.end_mono != 0
+    }
+
+    pub fn duration_ns(&self) -> u64 {
+        match self.duration_override_ns {
+            Some(d) => d,
+            None => self.end_mono.saturating_sub(self.start_mono),
+        }
+    }
+
+    pub fn end_ns(&self) -> u64 {
+        self.start_ns + self.duration_ns()
+    }
+
+    pub fn duration_ms(&self) -> f64 {
+        self.duration_ns() as f64 / 1e6
+    }
+
+    pub fn add_event(&mut self, mut event: Event, limits: &Limits) {
+        if self.events.len() >= limits.max_events {
+            self.dropped_events += 1;
+            return;
+        }
+        truncate_chars(&mut event.name, limits.max_attribute_length);
+        self.events.push(event);
+    }
+
+    /// Records an error: status becomes error, and the error's text is cut to
+    /// the configured limits.
+    pub fn set_error(&mut self, mut error: ErrorInfo, limits: &Limits) {
+        truncate_string(&mut error.message, limits.max_attribute_length);
+        truncate_string(&mut error.error_type, limits.max_attribute_length);
+        if let Some(stack) = error.stack.as_mut() {
+            truncate_string(stack, MAX_STACK_CHARS.max(limits.max_attribute_length));
+        }
+        self.status = Status::Error;
+        self.error = Some(Box::new(error));
+    }
+
+    pub fn set_attribute(&mut self, key: CompactString, value: AttrValue, limits: &Limits) -> bool {
+        self.attributes.set(key, value, limits)
+    }
+}
+
+fn truncate_string(s: &mut String, max_chars: usize) {
+    if s.len() > max_chars {
+        if let Some((i, _)) = s.char_indices().nth(max_chars) {
+            s.truncate(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_parsing() {
+        assert_eq!(SpanKind::parse("SERVER"), Some(SpanKind::Server));
+        assert_eq!(SpanKind::parse("client"), Some(SpanKind::Client));
+        assert_eq!(SpanKind::parse("bogus"), None);
+    }
+
+    #[test]
+    fn status_from_http_codes() {
+        assert_eq!(Status::from_code(200, SpanKind::Server), Status::Ok);
+        assert_eq!(Status::from_code(404, SpanKind::Server), Status::Ok);
+        assert_eq!(Status::from_code(404, SpanKind::Client), Status::Error);
+        assert_eq!(Status::from_code(503, SpanKind::Server), Status::Error);
+    }
+
+    #[test]
+    fn duration_override_wins() {
+        let mut r = SpanRecord::new(TraceId(1), None, "x".into());
+        r.start_mono = 100;
+        r.end_mono = 200;
+        assert_eq!(r.duration_ns(), 100);
+        r.duration_override_ns = Some(45_000_000);
+        assert_eq!(r.duration_ms(), 45.0);
+        assert!(r.is_local_root);
+    }
+}

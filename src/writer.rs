@@ -1,0 +1,223 @@
+//! JSONL files on disk: one file per process and tracer (so pre-fork
+//! workers never interleave lines), rotated by size, and written so that a
+//! failed write never leaves a torn line behind.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Numbers every file this process opens, across tracers and rotations.
+static FILE_SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
+/// What a batch write achieved.
+#[derive(Debug)]
+pub struct WriteOutcome {
+    /// Complete lines now in the file.
+    pub lines_written: usize,
+    pub error: Option<io::Error>,
+}
+
+/// An append-only JSONL file family `{prefix}-{service}-{pid}-{n}.jsonl`.
+pub struct RotatingFile {
+    dir: PathBuf,
+    stem: String,
+    max_bytes: u64,
+    current: Option<OpenFile>,
+}
+
+struct OpenFile {
+    file: File,
+    path: PathBuf,
+    size: u64,
+}
+
+impl RotatingFile {
+    /// `prefix` is "spans" or "traces"; `service` is made filename-safe.
+    pub fn new(dir: &Path, prefix: &str, service: &str, max_bytes: u64) -> Self {
+        RotatingFile {
+            dir: dir.to_path_buf(),
+            stem: format!("{prefix}-{}-{}", filename_safe(service), std::process::id()),
+            max_bytes: max_bytes.max(1),
+            current: None,
+        }
+    }
+
+    pub fn current_path(&self) -> Option<&Path> {
+        self.current.as_ref().map(|f| f.path.as_path())
+    }
+
+    /// Appends `data`, whose lines end at the offsets in `line_ends`
+    /// (exclusive, ascending, the last equal to `data.len()`). On an error
+    /// the file is cut back to its last complete line and reopened on the
+    /// next call.
+    pub fn append(&mut self, data: &[u8], line_ends: &[usize]) -> WriteOutcome {
+        if data.is_empty() {
+            return WriteOutcome {
+                lines_written: 0,
+                error: None,
+            };
+        }
+        if let Err(error) = self.ensure_open(data.len() as u64) {
+            return WriteOutcome {
+                lines_written: 0,
+                error: Some(error),
+            };
+        }
+        let Some(open) = self.current.as_mut() else {
+            return WriteOutcome {
+                lines_written: 0,
+                error: Some(io::Error::other("file not open")),
+            };
+        };
+        let mut written = 0usize;
+        let mut error = None;
+        while written < data.len() {
+            match open.file.write(&data[written..]) {
+                Ok(0) => {
+                    error = Some(io::Error::new(io::ErrorKind::WriteZero, "write returned 0"));
+                    break;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let lines_written = line_ends.partition_point(|&end| end <= written);
+        if error.is_some() {
+            let complete = if lines_written == 0 {
+                0
+            } else {
+                line_ends[lines_written - 1]
+            };
+            if complete < written {
+                // A torn line: cut it off so readers never see half a record.
+                let _ = open.file.set_len(open.size + complete as u64);
+            }
+            self.current = None;
+        } else {
+            open.size += written as u64;
+        }
+        WriteOutcome {
+            lines_written,
+            error,
+        }
+    }
+
+    fn ensure_open(&mut self, incoming: u64) -> io::Result<()> {
+        if let Some(open) = &self.current {
+            if open.size == 0 || open.size + incoming <= self.max_bytes {
+                return Ok(());
+            }
+        }
+        self.current = None;
+        fs::create_dir_all(&self.dir)?;
+        let n = FILE_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+        let path = self.dir.join(format!("{}-{n}.jsonl", self.stem));
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        self.current = Some(OpenFile { file, path, size });
+        Ok(())
+    }
+}
+
+/// Keeps letters, digits, `.`, `_` and `-`; anything else becomes `_`.
+pub fn filename_safe(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
+        "service".to_string()
+    } else {
+        cleaned
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(n: usize, width: usize) -> (Vec<u8>, Vec<usize>) {
+        let mut data = Vec::new();
+        let mut ends = Vec::new();
+        for i in 0..n {
+            let line = format!("{{\"i\":{i:0width$}}}\n", width = width);
+            data.extend_from_slice(line.as_bytes());
+            ends.push(data.len());
+        }
+        (data, ends)
+    }
+
+    #[test]
+    fn appends_and_rotates_by_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = RotatingFile::new(dir.path(), "spans", "api/v1", 100);
+        let (data, ends) = lines(3, 20); // 3 lines of 28 bytes
+        for _ in 0..4 {
+            let out = file.append(&data, &ends);
+            assert!(out.error.is_none());
+            assert_eq!(out.lines_written, 3);
+        }
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 4, "{names:?}");
+        assert!(names.iter().all(|n| n.starts_with("spans-api_v1-")));
+        let total: usize = names
+            .iter()
+            .map(|n| fs::read_to_string(dir.path().join(n)).unwrap().lines().count())
+            .sum();
+        assert_eq!(total, 12);
+    }
+
+    #[test]
+    fn unwritable_directory_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("file");
+        fs::write(&blocker, b"x").unwrap();
+        let mut file = RotatingFile::new(&blocker.join("sub"), "spans", "svc", 1 << 20);
+        let (data, ends) = lines(2, 1);
+        let out = file.append(&data, &ends);
+        assert_eq!(out.lines_written, 0);
+        assert!(out.error.is_some());
+    }
+
+    #[test]
+    fn full_disk_counts_no_lines() {
+        // /dev/full accepts opens and fails every write with ENOSPC.
+        if !Path::new("/dev/full").exists() {
+            return;
+        }
+        let mut file = RotatingFile::new(Path::new("/dev"), "spans", "svc", 1 << 20);
+        file.current = Some(OpenFile {
+            file: OpenOptions::new().write(true).open("/dev/full").unwrap(),
+            path: PathBuf::from("/dev/full"),
+            size: 0,
+        });
+        let (data, ends) = lines(2, 1);
+        let out = file.append(&data, &ends);
+        assert_eq!(out.lines_written, 0);
+        assert_eq!(out.error.unwrap().raw_os_error(), Some(libc::ENOSPC));
+        assert!(file.current.is_none());
+    }
+
+    #[test]
+    fn filenames_are_sanitised() {
+        assert_eq!(filename_safe("api gateway/ü"), "api_gateway__");
+        assert_eq!(filename_safe(""), "service");
+        assert_eq!(filename_safe(".."), "service");
+    }
+}
