@@ -1,0 +1,26 @@
+"""ferrotrace: distributed tracing for Python services with a Rust core.
+
+Spans are recorded in Rust and written to JSONL files by a background thread;
+see README.md for the guide and every configuration option.
+"""
+
+from ferrotrace._core import Span, SpanContext, Tracer, __version__, current_span
+from ferrotrace._decorators import traced
+from ferrotrace._global import configure, get_tracer
+from ferrotrace._lifecycle import install_process_hooks
+from ferrotrace.threads import ContextThreadPoolExecutor, bind_context
+
+install_process_hooks()
+
+__all__ = [
+    "ContextThreadPoolExecutor",
+    "Span",
+    "SpanContext",
+    "Tracer",
+    "__version__",
+    "bind_context",
+    "configure",
+    "current_span",
+    "get_tracer",
+    "traced",
+]

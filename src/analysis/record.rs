@@ -1,0 +1,517 @@
+//! One span line of a `spans*.jsonl` file, parsed into an owned [`SpanRow`].
+//!
+//! Parsing is strict about the keys DESIGN.md pins (a file written by an
+//! older or foreign writer should fail loudly line by line, not yield spans
+//! with invented values) and lenient about what it does not pin: unknown keys
+//! are ignored, attribute values may be any JSON.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use compact_str::CompactString;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::ids::{SpanId, TraceId};
+use crate::span::SpanRecord;
+
+/// A finished span as read back from JSONL (or converted from an in-process
+/// [`SpanRecord`]). Serialises to the same JSON object the writer produced.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SpanRow {
+    #[serde(serialize_with = "hex_trace_id")]
+    pub trace_id: TraceId,
+    #[serde(serialize_with = "hex_span_id")]
+    pub span_id: SpanId,
+    #[serde(serialize_with = "hex_parent_id")]
+    pub parent_id: Option<SpanId>,
+    pub name: CompactString,
+    pub service: CompactString,
+    pub kind: CompactString,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub duration_ms: f64,
+    /// As written: "ok" or "error" (the in-process tracer may also say "unset").
+    pub status: CompactString,
+    pub attributes: Map<String, Value>,
+    pub events: Vec<EventRow>,
+    pub error: Option<ErrorRow>,
+    #[serde(skip_serializing_if = "is_false")]
+    pub remote_parent: bool,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropped_attributes_count: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropped_events_count: u64,
+}
+
+/// A timestamped event inside a span.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EventRow {
+    pub name: CompactString,
+    pub ts_ns: u64,
+    #[serde(default = "default_level")]
+    pub level: CompactString,
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+}
+
+/// The exception (or error message) recorded on a failed span.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorRow {
+    #[serde(rename = "type")]
+    pub error_type: String,
+    pub message: String,
+    #[serde(default)]
+    pub stack: Option<String>,
+}
+
+/// Why a line is not a span record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RecordError {
+    /// Not JSON, a torn line, or a pinned key missing or of the wrong type.
+    Json(String),
+    /// An id that is not 32 (trace) or 16 (span) lowercase hex digits, or is all zeros.
+    InvalidId { key: &'static str, value: String },
+    /// `end_ns` earlier than `start_ns`.
+    EndBeforeStart { start_ns: u64, end_ns: u64 },
+    /// A negative `duration_ms`.
+    NegativeDuration(f64),
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::Json(msg) => write!(f, "not a span record: {msg}"),
+            RecordError::InvalidId { key, value } => {
+                let digits = if *key == "trace_id" { 32 } else { 16 };
+                write!(
+                    f,
+                    "{key} {value:?} is not {digits} lowercase hex digits (and not all zeros)"
+                )
+            }
+            RecordError::EndBeforeStart { start_ns, end_ns } => {
+                write!(f, "end_ns {end_ns} is before start_ns {start_ns}")
+            }
+            RecordError::NegativeDuration(d) => write!(f, "duration_ms {d} is negative"),
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+impl SpanRow {
+    /// Parses one JSONL line (with or without its trailing newline).
+    ///
+    /// ```
+    /// use _core::analysis::SpanRow;
+    /// let line = r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7",
+    ///   "parent_id":null,"name":"GET /","service":"api","kind":"server","start_ns":10,
+    ///   "end_ns":2000010,"duration_ms":2.0,"status":"ok","attributes":{},"events":[],"error":null}"#;
+    /// let row = SpanRow::parse(line).unwrap();
+    /// assert_eq!(row.name, "GET /");
+    /// assert!(SpanRow::parse("{\"trace_id\":").is_err());
+    /// ```
+    pub fn parse(line: &str) -> Result<SpanRow, RecordError> {
+        Self::parse_bytes(line.as_bytes())
+    }
+
+    /// Parses one JSONL line given as bytes; invalid UTF-8 is an error.
+    pub fn parse_bytes(line: &[u8]) -> Result<SpanRow, RecordError> {
+        let raw: RawRow<'_> =
+            serde_json::from_slice(line).map_err(|e| RecordError::Json(e.to_string()))?;
+        raw.validate()
+    }
+
+    /// Converts a span finished in this process, so the in-process tracer and
+    /// the file reader share one analysis engine.
+    pub fn from_record(record: &SpanRecord, service: &str) -> SpanRow {
+        SpanRow {
+            trace_id: record.trace_id,
+            span_id: record.span_id,
+            parent_id: record.parent_id,
+            name: record.name.clone(),
+            service: service.into(),
+            kind: record.kind.as_str().into(),
+            start_ns: record.start_ns,
+            end_ns: record.end_ns(),
+            duration_ms: record.duration_ms(),
+            status: record.status.as_written().into(),
+            attributes: attributes_to_map(&record.attributes),
+            events: record
+                .events
+                .iter()
+                .map(|e| EventRow {
+                    name: e.name.clone(),
+                    ts_ns: e.ts_ns,
+                    level: e.level.clone(),
+                    attributes: attributes_to_map(&e.attributes),
+                })
+                .collect(),
+            error: record.error.as_deref().map(|e| ErrorRow {
+                error_type: e.error_type.clone(),
+                message: e.message.clone(),
+                stack: e.stack.clone(),
+            }),
+            remote_parent: record.remote_parent,
+            dropped_attributes_count: u64::from(record.attributes.dropped),
+            dropped_events_count: u64::from(record.dropped_events),
+        }
+    }
+
+    /// Whether the span failed (`status` is "error").
+    pub fn is_error(&self) -> bool {
+        self.status == "error"
+    }
+
+    /// The record as a JSON object, keys as in the JSONL file.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// The same JSON values the writer produces for each attribute.
+fn attributes_to_map(attrs: &crate::attributes::Attributes) -> Map<String, Value> {
+    attrs
+        .iter()
+        .map(|(k, v)| (k.to_string(), attr_value_to_json(v)))
+        .collect()
+}
+
+fn attr_value_to_json(value: &crate::attributes::AttrValue) -> Value {
+    use crate::attributes::AttrValue;
+    match value {
+        AttrValue::Str(s) => Value::String(s.to_string()),
+        AttrValue::Bool(b) => Value::Bool(*b),
+        AttrValue::Int(i) => Value::from(*i),
+        AttrValue::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        AttrValue::List(items) => Value::Array(items.iter().map(attr_value_to_json).collect()),
+    }
+}
+
+/// The line as serde sees it; ids stay borrowed text until validated.
+#[derive(Deserialize)]
+struct RawRow<'a> {
+    #[serde(borrow)]
+    trace_id: Cow<'a, str>,
+    #[serde(borrow)]
+    span_id: Cow<'a, str>,
+    #[serde(borrow, deserialize_with = "required_nullable")]
+    parent_id: Option<Cow<'a, str>>,
+    name: CompactString,
+    service: CompactString,
+    kind: CompactString,
+    start_ns: u64,
+    end_ns: u64,
+    duration_ms: f64,
+    status: CompactString,
+    attributes: Map<String, Value>,
+    events: Vec<EventRow>,
+    #[serde(deserialize_with = "required_nullable")]
+    error: Option<ErrorRow>,
+    #[serde(default)]
+    remote_parent: bool,
+    #[serde(default)]
+    dropped_attributes_count: u64,
+    #[serde(default)]
+    dropped_events_count: u64,
+}
+
+impl RawRow<'_> {
+    fn validate(self) -> Result<SpanRow, RecordError> {
+        let trace_id = TraceId::from_hex(&self.trace_id).ok_or_else(|| RecordError::InvalidId {
+            key: "trace_id",
+            value: self.trace_id.to_string(),
+        })?;
+        let span_id = SpanId::from_hex(&self.span_id).ok_or_else(|| RecordError::InvalidId {
+            key: "span_id",
+            value: self.span_id.to_string(),
+        })?;
+        let parent_id = match self.parent_id {
+            None => None,
+            Some(p) => Some(
+                SpanId::from_hex(&p).ok_or_else(|| RecordError::InvalidId {
+                    key: "parent_id",
+                    value: p.to_string(),
+                })?,
+            ),
+        };
+        if self.end_ns < self.start_ns {
+            return Err(RecordError::EndBeforeStart {
+                start_ns: self.start_ns,
+                end_ns: self.end_ns,
+            });
+        }
+        // serde_json never yields a non-finite float, so only the sign is left.
+        if self.duration_ms < 0.0 {
+            return Err(RecordError::NegativeDuration(self.duration_ms));
+        }
+        Ok(SpanRow {
+            trace_id,
+            span_id,
+            parent_id,
+            name: self.name,
+            service: self.service,
+            kind: self.kind,
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            duration_ms: self.duration_ms,
+            status: self.status,
+            attributes: self.attributes,
+            events: self.events,
+            error: self.error,
+            remote_parent: self.remote_parent,
+            dropped_attributes_count: self.dropped_attributes_count,
+            dropped_events_count: self.dropped_events_count,
+        })
+    }
+}
+
+/// A key that must be present but may be `null` (serde would otherwise
+/// treat a missing `Option` key as `None`).
+fn required_nullable<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)
+}
+
+fn default_level() -> CompactString {
+    CompactString::const_new("info")
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Serialises a trace id as its 32 hex digits.
+pub(crate) fn hex_trace_id<S: Serializer>(id: &TraceId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(id.to_hex().as_str())
+}
+
+/// Serialises a span id as its 16 hex digits.
+pub(crate) fn hex_span_id<S: Serializer>(id: &SpanId, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(id.to_hex().as_str())
+}
+
+/// Serialises an optional span id as 16 hex digits or `null`.
+pub(crate) fn hex_parent_id<S: Serializer>(id: &Option<SpanId>, s: S) -> Result<S::Ok, S::Error> {
+    match id {
+        Some(id) => s.serialize_str(id.to_hex().as_str()),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::attributes::{AttrValue, Limits};
+    use crate::span::{ErrorInfo, Status};
+
+    pub(crate) const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    fn line() -> Value {
+        serde_json::json!({
+            "trace_id": TRACE,
+            "span_id": "00f067aa0ba902b7",
+            "parent_id": "00000000000000aa",
+            "name": "GET /users/{id}",
+            "service": "api",
+            "kind": "server",
+            "start_ns": 1_700_000_000_000_000_000u64,
+            "end_ns": 1_700_000_000_012_500_000u64,
+            "duration_ms": 12.5,
+            "status": "error",
+            "attributes": {"http.status_code": 500, "tags": ["a", 1, true], "f": 1.5},
+            "events": [{"name": "cache miss", "ts_ns": 1_700_000_000_001_000_000u64,
+                        "level": "warning", "attributes": {"key": "u:1"}}],
+            "error": {"type": "KeyError", "message": "'u:1'", "stack": "Traceback..."},
+        })
+    }
+
+    fn parse_value(v: &Value) -> Result<SpanRow, RecordError> {
+        SpanRow::parse(&serde_json::to_string(v).unwrap())
+    }
+
+    #[test]
+    fn parses_every_pinned_key() {
+        let row = parse_value(&line()).unwrap();
+        assert_eq!(row.trace_id, TraceId::from_hex(TRACE).unwrap());
+        assert_eq!(row.span_id, SpanId(0x00f0_67aa_0ba9_02b7));
+        assert_eq!(row.parent_id, Some(SpanId(0xaa)));
+        assert_eq!(row.name, "GET /users/{id}");
+        assert_eq!(row.service, "api");
+        assert_eq!(row.kind, "server");
+        assert_eq!(row.end_ns - row.start_ns, 12_500_000);
+        assert_eq!(row.duration_ms, 12.5);
+        assert!(row.is_error());
+        assert_eq!(row.attributes["http.status_code"], 500);
+        assert_eq!(row.events.len(), 1);
+        assert_eq!(row.events[0].level, "warning");
+        let err = row.error.as_ref().unwrap();
+        assert_eq!(err.error_type, "KeyError");
+        assert_eq!(err.stack.as_deref(), Some("Traceback..."));
+        assert!(!row.remote_parent);
+    }
+
+    #[test]
+    fn serialises_back_to_the_same_record() {
+        let original = line();
+        let row = parse_value(&original).unwrap();
+        assert_eq!(row.to_json(), original);
+    }
+
+    #[test]
+    fn null_parent_and_null_error_are_fine() {
+        let mut v = line();
+        v["parent_id"] = Value::Null;
+        v["error"] = Value::Null;
+        v["status"] = "ok".into();
+        let row = parse_value(&v).unwrap();
+        assert_eq!(row.parent_id, None);
+        assert!(row.error.is_none());
+        assert!(!row.is_error());
+        assert_eq!(row.to_json()["parent_id"], Value::Null);
+    }
+
+    #[test]
+    fn extra_keys_are_kept_or_ignored() {
+        let mut v = line();
+        v["remote_parent"] = true.into();
+        v["dropped_events_count"] = 3.into();
+        v["something_new"] = "x".into();
+        let row = parse_value(&v).unwrap();
+        assert!(row.remote_parent);
+        assert_eq!(row.dropped_events_count, 3);
+        assert_eq!(row.to_json()["remote_parent"], true);
+    }
+
+    #[test]
+    fn missing_keys_are_errors() {
+        for key in [
+            "trace_id",
+            "span_id",
+            "parent_id",
+            "name",
+            "service",
+            "kind",
+            "start_ns",
+            "end_ns",
+            "duration_ms",
+            "status",
+            "attributes",
+            "events",
+            "error",
+        ] {
+            let mut v = line();
+            v.as_object_mut().unwrap().remove(key);
+            let err = parse_value(&v).unwrap_err();
+            assert!(matches!(err, RecordError::Json(_)), "{key}: {err}");
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn ill_typed_keys_are_errors() {
+        let cases: [(&str, Value); 7] = [
+            ("start_ns", "10".into()),
+            ("start_ns", (-5).into()),
+            ("end_ns", 1.5e18.into()),
+            ("duration_ms", "12".into()),
+            ("name", 3.into()),
+            ("attributes", Value::Array(vec![])),
+            ("error", "boom".into()),
+        ];
+        for (key, value) in cases {
+            let mut v = line();
+            v[key] = value.clone();
+            assert!(parse_value(&v).is_err(), "{key} = {value}");
+        }
+    }
+
+    #[test]
+    fn bad_ids_are_errors() {
+        let cases = [
+            ("trace_id", "4BF92F3577B34DA6A3CE929D0E0E4736"),
+            ("trace_id", "4bf92f3577b34da6"),
+            ("trace_id", "00000000000000000000000000000000"),
+            ("span_id", "00f067aa0ba902b"),
+            ("span_id", "00f067aa0ba902bz"),
+            ("parent_id", "0000000000000000"),
+        ];
+        for (key, value) in cases {
+            let mut v = line();
+            v[key] = value.into();
+            match parse_value(&v) {
+                Err(RecordError::InvalidId { key: k, value: val }) => {
+                    assert_eq!(k, key);
+                    assert_eq!(val, value);
+                }
+                other => panic!("{key}={value}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn inconsistent_times_are_errors() {
+        let mut v = line();
+        v["end_ns"] = 1.into();
+        assert!(matches!(
+            parse_value(&v),
+            Err(RecordError::EndBeforeStart { .. })
+        ));
+        let mut v = line();
+        v["duration_ms"] = (-1.0).into();
+        assert!(matches!(
+            parse_value(&v),
+            Err(RecordError::NegativeDuration(_))
+        ));
+    }
+
+    #[test]
+    fn torn_and_garbage_lines_are_errors_not_panics() {
+        let full = serde_json::to_string(&line()).unwrap();
+        for cut in [1, 10, full.len() / 2, full.len() - 1] {
+            assert!(SpanRow::parse(&full[..cut]).is_err(), "cut at {cut}");
+        }
+        for garbage in ["", "null", "[]", "42", "{}", "\u{0}", "{\"trace_id\": 1}"] {
+            assert!(SpanRow::parse(garbage).is_err(), "{garbage:?}");
+        }
+        assert!(SpanRow::parse_bytes(b"{\"name\": \"\xff\"}").is_err());
+        // The trailing newline the writer adds is fine.
+        assert!(SpanRow::parse(&format!("{full}\n")).is_ok());
+    }
+
+    #[test]
+    fn from_record_matches_what_the_writer_writes() {
+        let limits = Limits::default();
+        let mut rec = SpanRecord::new(TraceId(0xabc), Some(SpanId(0x12)), "op".into());
+        rec.start_ns = 1_000;
+        rec.start_mono = 10;
+        rec.end_mono = 2_500_010;
+        rec.status = Status::Ok;
+        rec.set_attribute("n".into(), AttrValue::Int(-3), &limits);
+        rec.set_error(
+            ErrorInfo {
+                error_type: "ValueError".into(),
+                message: "bad".into(),
+                stack: None,
+            },
+            &limits,
+        );
+        let row = SpanRow::from_record(&rec, "svc");
+        let mut written = Vec::new();
+        crate::jsonl::write_span(&mut written, &rec, "svc");
+        let reparsed = SpanRow::parse_bytes(&written).unwrap();
+        assert_eq!(row, reparsed);
+        assert_eq!(row.duration_ms, 2.5);
+        assert_eq!(row.end_ns, 2_501_000);
+        assert!(row.is_error());
+    }
+}

@@ -1,0 +1,172 @@
+//! Python values into span data. Nothing here raises for odd values:
+//! anything that is not a str/bool/int/float (or a list of them) is stored
+//! as its `str()`, and strings that are not valid UTF-8 (lone surrogates)
+//! are stored with U+FFFD in their place, so every record serialises to
+//! strict UTF-8 JSON.
+
+use compact_str::CompactString;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+
+use crate::attributes::AttrValue;
+use crate::span::ErrorInfo;
+
+/// A Python str as Rust text; lone surrogates become U+FFFD.
+#[inline]
+pub fn text(s: &Bound<'_, PyString>) -> CompactString {
+    match s.to_str() {
+        Ok(t) => CompactString::from(t),
+        Err(_) => CompactString::from(s.to_string_lossy().as_ref()),
+    }
+}
+
+/// `str(obj)`, or a placeholder naming the type if `__str__` itself fails.
+pub fn display(obj: &Bound<'_, PyAny>) -> CompactString {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return text(s);
+    }
+    match obj.str() {
+        Ok(s) => text(&s),
+        Err(_) => {
+            let type_name = obj
+                .get_type()
+                .name()
+                .map(|n| text(&n))
+                .unwrap_or_else(|_| "object".into());
+            compact_str::format_compact!("<unprintable {type_name}>")
+        }
+    }
+}
+
+/// An attribute key: a str as is, anything else as its `str()`.
+#[inline]
+pub fn key(obj: &Bound<'_, PyAny>) -> CompactString {
+    match obj.cast::<PyString>() {
+        Ok(s) => text(s),
+        Err(_) => display(obj),
+    }
+}
+
+/// An attribute value. Exact type checks come first: they are the common case.
+pub fn value(obj: &Bound<'_, PyAny>) -> AttrValue {
+    scalar(obj).unwrap_or_else(|| {
+        if obj.is_exact_instance_of::<PyList>() || obj.is_exact_instance_of::<PyTuple>() {
+            if let Ok(items) = obj.try_iter() {
+                let list = items
+                    .map(|item| match item {
+                        Ok(item) => scalar(&item).unwrap_or_else(|| AttrValue::Str(display(&item))),
+                        Err(_) => AttrValue::Str("<unreadable>".into()),
+                    })
+                    .collect();
+                return AttrValue::List(list);
+            }
+        }
+        AttrValue::Str(display(obj))
+    })
+}
+
+#[inline]
+fn scalar(obj: &Bound<'_, PyAny>) -> Option<AttrValue> {
+    if let Ok(s) = obj.cast_exact::<PyString>() {
+        return Some(AttrValue::Str(text(s)));
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Some(AttrValue::Bool(b.is_true()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        return Some(match obj.extract::<i64>() {
+            Ok(i) => AttrValue::Int(i),
+            // Too big for JSON consumers' int64: keep every digit as text.
+            Err(_) => AttrValue::Str(display(obj)),
+        });
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        return Some(AttrValue::float(f.value()));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Some(AttrValue::Str(text(s)));
+    }
+    None
+}
+
+static FORMAT_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Type (module-qualified unless builtin), message and formatted stack of
+/// an exception. Never fails: missing pieces are left empty.
+pub fn exception(py: Python<'_>, exc: &Bound<'_, PyAny>) -> ErrorInfo {
+    let exc_type = exc.get_type();
+    ErrorInfo {
+        error_type: qualified_type_name(&exc_type),
+        message: display(exc).to_string(),
+        stack: format_stack(py, exc),
+    }
+}
+
+fn qualified_type_name(t: &Bound<'_, PyType>) -> String {
+    let name = t.qualname().map(|n| text(&n).to_string()).unwrap_or_default();
+    match t.module() {
+        Ok(m) => {
+            let m = text(&m);
+            if m == "builtins" || m.is_empty() {
+                name
+            } else {
+                format!("{m}.{name}")
+            }
+        }
+        Err(_) => name,
+    }
+}
+
+fn format_stack(py: Python<'_>, exc: &Bound<'_, PyAny>) -> Option<String> {
+    let formatter = FORMAT_EXCEPTION
+        .get_or_try_init(py, || {
+            py.import("traceback")
+                .and_then(|m| m.getattr("format_exception"))
+                .map(Bound::unbind)
+        })
+        .ok()?
+        .bind(py);
+    let tb = exc.getattr("__traceback__").ok()?;
+    let lines = formatter.call1((exc.get_type(), exc, tb)).ok()?;
+    let joined = PyString::new(py, "").call_method1("join", (lines,)).ok()?;
+    Some(display(&joined).to_string())
+}
+
+/// The error description for `set_error(...)`: an exception, or any other
+/// value as a message.
+pub fn error_argument(py: Python<'_>, error: &Bound<'_, PyAny>) -> ErrorInfo {
+    if error.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+        return exception(py, error);
+    }
+    if let Ok(t) = error.cast::<PyType>() {
+        if t.is_subclass_of::<pyo3::exceptions::PyBaseException>().unwrap_or(false) {
+            return ErrorInfo {
+                error_type: qualified_type_name(t),
+                message: String::new(),
+                stack: None,
+            };
+        }
+    }
+    ErrorInfo {
+        error_type: "Error".into(),
+        message: display(error).to_string(),
+        stack: None,
+    }
+}
+
+/// A span name must be a str: anything else is API misuse.
+#[inline]
+pub fn span_name(name: &Bound<'_, PyAny>) -> PyResult<CompactString> {
+    match name.cast::<PyString>() {
+        Ok(s) => Ok(text(s)),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "span name must be a str, not {}",
+            name.get_type()
+                .name()
+                .map(|n| text(&n).to_string())
+                .unwrap_or_else(|_| "object".into())
+        ))),
+    }
+}

@@ -1,0 +1,48 @@
+//! The PyO3 binding layer: turns the core into `ferrotrace._core`.
+
+mod context;
+mod convert;
+mod fork;
+mod span;
+mod traced;
+mod tracer;
+
+use pyo3::prelude::*;
+
+/// The active span of any tracer in this thread or task, or None.
+#[pyfunction]
+fn current_span(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
+    Ok(context::get(py)?.filter(|s| s.cast::<span::SpanPy>().is_ok()))
+}
+
+/// Makes `span` active in the current context; returns a reset token.
+#[pyfunction]
+fn _set_current<'py>(span: &Bound<'py, span::SpanPy>) -> PyResult<Bound<'py, PyAny>> {
+    context::set(span.py(), span.as_any())
+}
+
+/// Undoes `_set_current`; a token from another context is ignored.
+#[pyfunction]
+fn _reset_current(py: Python<'_>, token: &Bound<'_, PyAny>) {
+    if context::reset(py, token).is_err() {
+        let _ = PyErr::take(py);
+    }
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<tracer::TracerPy>()?;
+    m.add_class::<span::SpanPy>()?;
+    m.add_class::<span::SpanContextPy>()?;
+    m.add_class::<traced::TracedCallPy>()?;
+    m.add_function(wrap_pyfunction!(current_span, m)?)?;
+    m.add_function(wrap_pyfunction!(_set_current, m)?)?;
+    m.add_function(wrap_pyfunction!(_reset_current, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::_set_global_tracer, m)?)?;
+    m.add_function(wrap_pyfunction!(tracer::_global_tracer, m)?)?;
+    m.add_function(wrap_pyfunction!(fork::_after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(fork::_shutdown_all, m)?)?;
+    m.add_function(wrap_pyfunction!(fork::_flush_all, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,623 @@
+//! `Span` and `SpanContext` as Python sees them.
+//!
+//! A span's ids are immutable and read without locking (children read their
+//! parent's on every start). Its record is mutable until `finish()`: it lives
+//! in a `UniqueArc` (no reference counting while mutable), which becomes a
+//! shared `Arc` at finish so both the writer thread and this object can read
+//! it afterwards without a copy.
+
+use compact_str::CompactString;
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyString};
+use triomphe::{Arc, UniqueArc};
+
+use crate::attributes::AttrValue;
+use crate::clock;
+use crate::ids::{SpanId, TraceId};
+use crate::jsonl;
+use crate::span::{ErrorInfo, Event, SpanKind, SpanRecord, Status};
+
+use super::context;
+use super::convert;
+use super::fork;
+use super::tracer::TracerPy;
+
+enum Record {
+    Active(UniqueArc<SpanRecord>),
+    Finished(Arc<SpanRecord>),
+}
+
+impl Record {
+    fn get(&self) -> &SpanRecord {
+        match self {
+            Record::Active(r) => r,
+            Record::Finished(r) => r,
+        }
+    }
+}
+
+struct SpanState {
+    /// None only transiently, while `finish` swaps Active for Finished.
+    record: Option<Record>,
+    token: Option<Py<PyAny>>,
+}
+
+#[pyclass(name = "Span", module = "ferrotrace._core", frozen, freelist = 1024)]
+pub struct SpanPy {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_id: Option<SpanId>,
+    pub sampled: bool,
+    pub tracer: Py<TracerPy>,
+    /// Spans started before a fork are the parent's to write.
+    fork_epoch: u32,
+    state: Mutex<SpanState>,
+}
+
+impl SpanPy {
+    pub fn new(tracer: Py<TracerPy>, record: UniqueArc<SpanRecord>) -> Self {
+        SpanPy {
+            trace_id: record.trace_id,
+            span_id: record.span_id,
+            parent_id: record.parent_id,
+            sampled: record.sampled,
+            tracer,
+            fork_epoch: fork::epoch(),
+            state: Mutex::new(SpanState {
+                record: Some(Record::Active(record)),
+                token: None,
+            }),
+        }
+    }
+
+    /// Runs `f` on the record if the span is still open; returns whether it ran.
+    #[inline]
+    fn with_active(&self, f: impl FnOnce(&mut SpanRecord)) -> bool {
+        let mut state = self.state.lock();
+        match state.record.as_mut() {
+            Some(Record::Active(record)) => {
+                f(record);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&SpanRecord) -> R) -> R {
+        let state = self.state.lock();
+        match state.record.as_ref() {
+            Some(record) => f(record.get()),
+            None => f(&SpanRecord::new(self.trace_id, self.parent_id, CompactString::default())),
+        }
+    }
+
+    /// Makes this span the active one (used by `with` and traced calls).
+    #[inline]
+    pub fn activate<'py>(slf: &Bound<'py, Self>) -> PyResult<()> {
+        let token = context::set(slf.py(), slf.as_any())?;
+        let mut state = slf.get().state.lock();
+        if state.token.is_none() {
+            state.token = Some(token.unbind());
+        }
+        Ok(())
+    }
+
+    /// Restores the span that was active before `activate`. A token from
+    /// another context (span entered in one task, exited in another) cannot
+    /// be reset; that is not the traced code's problem, so it is ignored.
+    #[inline]
+    pub fn deactivate(&self, py: Python<'_>) {
+        let token = self.state.lock().token.take();
+        if let Some(token) = token {
+            if context::reset(py, token.bind(py)).is_err() {
+                let _ = PyErr::take(py);
+            }
+        }
+    }
+
+    pub fn record_error(&self, error: ErrorInfo) {
+        let limits = self.tracer.get().limits();
+        self.with_active(|r| r.set_error(error, &limits));
+    }
+
+    /// Ends the span (once) and hands it to the tracer's writer.
+    #[inline]
+    pub fn end_span(&self, py: Python<'_>, duration_override_ns: Option<u64>) {
+        let end_mono = clock::monotonic_ns();
+        let finished = {
+            let mut state = self.state.lock();
+            match state.record.take() {
+                Some(Record::Active(mut record)) => {
+                    record.end_mono = end_mono.max(record.start_mono + 1);
+                    record.duration_override_ns = duration_override_ns;
+                    let shared = UniqueArc::shareable(record);
+                    state.record = Some(Record::Finished(shared.clone()));
+                    Some(shared)
+                }
+                other => {
+                    state.record = other;
+                    None
+                }
+            }
+        };
+        if let Some(record) = finished {
+            if self.fork_epoch == fork::epoch() {
+                let tracer = self.tracer.get();
+                let _ = tracer.collector.submit(record);
+                tracer.log_pending_warnings(py);
+            }
+        }
+    }
+}
+
+/// Exceptions that end a span without meaning it failed.
+fn is_failure(py: Python<'_>, exc: &Bound<'_, PyAny>) -> bool {
+    if exc.is_instance_of::<pyo3::exceptions::PyGeneratorExit>() {
+        return false;
+    }
+    if exc.is_instance_of::<pyo3::exceptions::PyStopIteration>()
+        || exc.is_instance_of::<pyo3::exceptions::PyStopAsyncIteration>()
+    {
+        return false;
+    }
+    if exc.is_instance_of::<pyo3::exceptions::PySystemExit>() {
+        // sys.exit() and sys.exit(0) are normal endings.
+        return match exc.getattr("code") {
+            Ok(code) => !(code.is_none() || code.extract::<i64>().map(|c| c == 0).unwrap_or(false)),
+            Err(_) => true,
+        };
+    }
+    let _ = py;
+    true
+}
+
+/// Records an exception escaping a span or a traced call.
+pub fn record_exception(py: Python<'_>, span: &SpanPy, exc: &Bound<'_, PyAny>) {
+    if is_failure(py, exc) {
+        span.record_error(convert::exception(py, exc));
+    }
+}
+
+fn attr_to_py<'py>(py: Python<'py>, value: &AttrValue) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        AttrValue::Str(s) => PyString::new(py, s).into_any(),
+        AttrValue::Bool(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        AttrValue::Int(i) => i.into_pyobject(py)?.into_any(),
+        AttrValue::Float(f) => f.into_pyobject(py)?.into_any(),
+        AttrValue::List(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(attr_to_py(py, item)?)?;
+            }
+            list.into_any()
+        }
+    })
+}
+
+static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+fn parse_level(level: Option<&Bound<'_, PyAny>>) -> CompactString {
+    match level {
+        None => "info".into(),
+        Some(l) => {
+            let mut s = convert::display(l);
+            s.make_ascii_lowercase();
+            s
+        }
+    }
+}
+
+#[pymethods]
+impl SpanPy {
+    #[getter]
+    fn trace_id(&self) -> String {
+        self.trace_id.to_hex().as_str().to_owned()
+    }
+
+    #[getter]
+    fn span_id(&self) -> String {
+        self.span_id.to_hex().as_str().to_owned()
+    }
+
+    #[getter]
+    fn parent_id(&self) -> Option<String> {
+        self.parent_id.map(|p| p.to_hex().as_str().to_owned())
+    }
+
+    #[getter]
+    fn name(&self) -> String {
+        self.read(|r| r.name.to_string())
+    }
+
+    #[getter]
+    fn service<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        self.tracer.get().service.bind(py).clone()
+    }
+
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.read(|r| r.kind.as_str())
+    }
+
+    #[getter]
+    fn start_ns(&self) -> u64 {
+        self.read(|r| r.start_ns)
+    }
+
+    #[getter]
+    fn end_ns(&self) -> Option<u64> {
+        self.read(|r| r.is_finished().then(|| r.end_ns()))
+    }
+
+    #[getter]
+    fn duration_ms(&self) -> Option<f64> {
+        self.read(|r| r.is_finished().then(|| r.duration_ms()))
+    }
+
+    #[getter]
+    fn status(&self) -> &'static str {
+        self.read(|r| r.status.as_str())
+    }
+
+    #[getter]
+    fn sampled(&self) -> bool {
+        self.sampled
+    }
+
+    #[getter]
+    fn is_finished(&self) -> bool {
+        self.read(|r| r.is_finished())
+    }
+
+    /// A copy of the span's attributes.
+    #[getter]
+    fn attributes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let pairs: Vec<(String, AttrValue)> =
+            self.read(|r| r.attributes.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect());
+        let dict = PyDict::new(py);
+        for (k, v) in pairs {
+            dict.set_item(k, attr_to_py(py, &v)?)?;
+        }
+        Ok(dict)
+    }
+
+    /// The span's ids as a `SpanContext` (what `inject` propagates).
+    #[getter]
+    fn context(&self) -> SpanContextPy {
+        SpanContextPy {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            sampled: self.sampled,
+            remote: false,
+        }
+    }
+
+    fn is_recording(&self) -> bool {
+        self.sampled && !self.is_finished()
+    }
+
+    #[inline]
+    fn set_tag(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) {
+        // Convert before locking: str() may run arbitrary Python code.
+        let key = convert::key(key);
+        let value = convert::value(value);
+        let limits = self.tracer.get().limits();
+        self.with_active(|r| {
+            r.set_attribute(key, value, &limits);
+        });
+    }
+
+    fn set_attribute(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) {
+        self.set_tag(key, value)
+    }
+
+    fn set_tags(&self, tags: &Bound<'_, PyAny>) -> PyResult<()> {
+        let items = tags.call_method0("items").map_err(|_| {
+            PyTypeError::new_err("set_tags() takes a mapping of attribute names to values")
+        })?;
+        for item in items.try_iter()? {
+            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+            self.set_tag(&k, &v);
+        }
+        Ok(())
+    }
+
+    fn set_attributes(&self, tags: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.set_tags(tags)
+    }
+
+    /// A timestamped event: `span.log("cache miss", level="warning", key="u:1")`.
+    #[pyo3(signature = (message, attributes=None, *, level=None, timestamp=None, **fields))]
+    fn log(
+        &self,
+        message: &Bound<'_, PyAny>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        level: Option<&Bound<'_, PyAny>>,
+        timestamp: Option<u64>,
+        fields: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        let limits = self.tracer.get().limits();
+        let mut event = Event {
+            name: convert::display(message),
+            ts_ns: timestamp.unwrap_or_else(jsonl::event_timestamp_ns),
+            level: parse_level(level),
+            attributes: Default::default(),
+        };
+        let mut add = |k: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>| {
+            event.attributes.set(convert::key(k), convert::value(v), &limits);
+        };
+        if let Some(attrs) = attributes.filter(|a| !a.is_none()) {
+            let items = attrs.call_method0("items").map_err(|_| {
+                PyTypeError::new_err("event attributes must be a mapping")
+            })?;
+            for item in items.try_iter()? {
+                let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+                add(&k, &v);
+            }
+        }
+        if let Some(fields) = fields {
+            for (k, v) in fields.iter() {
+                add(&k, &v);
+            }
+        }
+        self.with_active(|r| r.add_event(event, &limits));
+        Ok(())
+    }
+
+    #[pyo3(signature = (name, attributes=None, *, level=None, timestamp=None, **fields))]
+    fn add_event(
+        &self,
+        name: &Bound<'_, PyAny>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        level: Option<&Bound<'_, PyAny>>,
+        timestamp: Option<u64>,
+        fields: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<()> {
+        self.log(name, attributes, level, timestamp, fields)
+    }
+
+    /// `set_status(200)`, `set_status("error")`, `set_status("ok")`.
+    #[pyo3(signature = (status, description=None))]
+    fn set_status(&self, status: &Bound<'_, PyAny>, description: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let limits = self.tracer.get().limits();
+        let description = description.filter(|d| !d.is_none()).map(convert::display);
+        if status.cast::<pyo3::types::PyBool>().is_err() {
+            if let Ok(code) = status.extract::<i64>() {
+                self.with_active(|r| {
+                    r.status = Status::from_code(code, r.kind);
+                    r.set_attribute("status_code".into(), AttrValue::Int(code), &limits);
+                    if let Some(d) = description {
+                        r.set_attribute("status_description".into(), AttrValue::Str(d), &limits);
+                    }
+                });
+                return Ok(());
+            }
+        }
+        // Strings, and enums like OpenTelemetry's StatusCode (by name).
+        let text = match status.cast::<PyString>() {
+            Ok(s) => convert::text(s),
+            Err(_) => match status.getattr("name").ok().and_then(|n| n.cast::<PyString>().ok().map(convert::text)) {
+                Some(name) => name,
+                None => {
+                    return Err(PyTypeError::new_err(format!(
+                        "set_status() takes an int status code or \"ok\"/\"error\"/\"unset\", not {}",
+                        convert::display(&status.get_type().into_any())
+                    )))
+                }
+            },
+        };
+        let parsed = match text.to_ascii_lowercase().as_str() {
+            "ok" => Status::Ok,
+            "error" => Status::Error,
+            "unset" => Status::Unset,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "unknown span status {other:?}: use \"ok\", \"error\", \"unset\" or an int code"
+                )))
+            }
+        };
+        self.with_active(|r| {
+            r.status = parsed;
+            if let Some(d) = description {
+                r.set_attribute("status_description".into(), AttrValue::Str(d), &limits);
+            }
+        });
+        Ok(())
+    }
+
+    /// Records an exception (type, message, stack) or an error message, and
+    /// marks the span failed.
+    #[pyo3(signature = (error, stack=None))]
+    fn set_error(&self, py: Python<'_>, error: &Bound<'_, PyAny>, stack: Option<&Bound<'_, PyAny>>) {
+        let mut info = convert::error_argument(py, error);
+        if let Some(stack) = stack.filter(|s| !s.is_none()) {
+            info.stack = Some(convert::display(stack).to_string());
+        }
+        self.record_error(info);
+    }
+
+    fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) {
+        self.set_error(py, exception, None)
+    }
+
+    /// Ends the span. Idempotent; `duration_ms` replaces the measured duration.
+    #[pyo3(signature = (duration_ms=None))]
+    fn finish(&self, py: Python<'_>, duration_ms: Option<f64>) -> PyResult<()> {
+        let override_ns = match duration_ms {
+            None => None,
+            Some(ms) if ms.is_finite() && ms >= 0.0 => Some((ms * 1e6).round() as u64),
+            Some(ms) => {
+                return Err(PyValueError::new_err(format!(
+                    "duration_ms must be a finite number >= 0, got {ms}"
+                )))
+            }
+        };
+        self.end_span(py, override_ns);
+        Ok(())
+    }
+
+    /// Alias of `finish()`, as OpenTelemetry names it.
+    #[pyo3(signature = (end_time=None))]
+    fn end(&self, py: Python<'_>, end_time: Option<u64>) {
+        let override_ns = end_time.map(|t| {
+            let start = self.read(|r| r.start_ns);
+            t.saturating_sub(start)
+        });
+        self.end_span(py, override_ns);
+    }
+
+    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        SpanPy::activate(slf)?;
+        Ok(slf.clone())
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        exc_value: &Bound<'_, PyAny>,
+        _traceback: &Bound<'_, PyAny>,
+    ) -> bool {
+        if !exc_value.is_none() {
+            record_exception(py, self, exc_value);
+        }
+        self.deactivate(py);
+        self.end_span(py, None);
+        false
+    }
+
+    /// The JSONL record of this span as a dict (end_ns/duration_ms None
+    /// while it is open).
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let tracer = self.tracer.get();
+        let (line, finished) = self.read(|r| {
+            let mut out = Vec::with_capacity(256);
+            jsonl::write_span(&mut out, r, &tracer.collector.config.service_name);
+            (out, r.is_finished())
+        });
+        let loads = JSON_LOADS
+            .get_or_try_init(py, || py.import("json").and_then(|m| m.getattr("loads")).map(Bound::unbind))?
+            .bind(py);
+        let dict = loads.call1((PyString::new(py, std::str::from_utf8(&line).unwrap_or("{}")),))?;
+        if !finished {
+            dict.set_item("end_ns", py.None())?;
+            dict.set_item("duration_ms", py.None())?;
+            dict.set_item("status", self.status())?;
+        }
+        Ok(dict)
+    }
+
+    fn __repr__(&self) -> String {
+        self.read(|r| {
+            format!(
+                "<Span name={:?} trace_id={} span_id={} status={}{}>",
+                r.name.as_str(),
+                self.trace_id,
+                self.span_id,
+                r.status.as_str(),
+                if r.is_finished() {
+                    format!(" duration_ms={:.3}", r.duration_ms())
+                } else {
+                    " open".to_string()
+                }
+            )
+        })
+    }
+}
+
+/// A span's identity as carried between processes: what `extract` returns
+/// and `start_span(parent=...)` accepts.
+#[pyclass(name = "SpanContext", module = "ferrotrace._core", frozen, eq)]
+#[derive(Clone, PartialEq)]
+pub struct SpanContextPy {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub sampled: bool,
+    pub remote: bool,
+}
+
+#[pymethods]
+impl SpanContextPy {
+    #[new]
+    #[pyo3(signature = (trace_id, span_id, sampled=true, is_remote=true))]
+    fn py_new(trace_id: &str, span_id: &str, sampled: bool, is_remote: bool) -> PyResult<Self> {
+        let trace = TraceId::from_hex(trace_id).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "trace_id must be 32 lowercase hex digits, not all zero: {trace_id:?}"
+            ))
+        })?;
+        let span = SpanId::from_hex(span_id).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "span_id must be 16 lowercase hex digits, not all zero: {span_id:?}"
+            ))
+        })?;
+        Ok(SpanContextPy {
+            trace_id: trace,
+            span_id: span,
+            sampled,
+            remote: is_remote,
+        })
+    }
+
+    #[getter]
+    fn trace_id(&self) -> String {
+        self.trace_id.to_hex().as_str().to_owned()
+    }
+
+    #[getter]
+    fn span_id(&self) -> String {
+        self.span_id.to_hex().as_str().to_owned()
+    }
+
+    #[getter]
+    fn sampled(&self) -> bool {
+        self.sampled
+    }
+
+    #[getter]
+    fn is_remote(&self) -> bool {
+        self.remote
+    }
+
+    #[getter]
+    fn trace_flags(&self) -> u8 {
+        u8::from(self.sampled)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "SpanContext(trace_id='{}', span_id='{}', sampled={}, is_remote={})",
+            self.trace_id,
+            self.span_id,
+            if self.sampled { "True" } else { "False" },
+            if self.remote { "True" } else { "False" }
+        )
+    }
+}
+
+pub fn parse_kind(kind: Option<&Bound<'_, PyAny>>) -> PyResult<SpanKind> {
+    let Some(kind) = kind.filter(|k| !k.is_none()) else {
+        return Ok(SpanKind::Internal);
+    };
+    let text = match kind.cast::<PyString>() {
+        Ok(s) => convert::text(s),
+        // Enums such as OpenTelemetry's SpanKind.SERVER, by name.
+        Err(_) => match kind.getattr("name").ok().and_then(|n| n.cast::<PyString>().ok().map(convert::text)) {
+            Some(name) => name,
+            None => {
+                return Err(PyTypeError::new_err(
+                    "span kind must be a str: internal, server, client, producer or consumer",
+                ))
+            }
+        },
+    };
+    SpanKind::parse(&text).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "unknown span kind {:?}: use internal, server, client, producer or consumer",
+            text.as_str()
+        ))
+    })
+}

@@ -1,0 +1,373 @@
+//! `Tracer`: configuration, span creation and the pipeline's controls.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use compact_str::CompactString;
+use parking_lot::RwLock;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList, PyString};
+use triomphe::UniqueArc;
+
+use crate::attributes::{AttrValue, Limits};
+use crate::clock;
+use crate::collector::Collector;
+use crate::config::{ConfigOverrides, OutputDir, ProcessEnv};
+use crate::ids::TraceId;
+use crate::sampling::RatioSampler;
+use crate::span::{SpanKind, SpanRecord};
+
+use super::context;
+use super::convert;
+use super::fork;
+use super::span::{parse_kind, SpanContextPy, SpanPy};
+
+/// `output_dir=`: absent (environment/default), None (no files), or a path.
+pub struct OutputDirArg(OutputDir);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for OutputDirArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if obj.is_none() {
+            return Ok(OutputDirArg(OutputDir::Disabled));
+        }
+        let path = obj
+            .py()
+            .import("os")?
+            .call_method1("fspath", (obj,))
+            .map_err(|_| PyTypeError::new_err("output_dir must be a str, a path, or None"))?;
+        let text: String = path
+            .extract()
+            .map_err(|_| PyTypeError::new_err("output_dir must be a str path (bytes paths are not supported)"))?;
+        Ok(OutputDirArg(OutputDir::Path(PathBuf::from(text))))
+    }
+}
+
+#[pyclass(name = "Tracer", module = "ferrotrace._core", frozen)]
+pub struct TracerPy {
+    pub collector: Arc<Collector>,
+    pub service: Py<PyString>,
+    sampler: RatioSampler,
+}
+
+static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Logs through `logging.getLogger("ferrotrace")`; never raises.
+pub fn log_warning(py: Python<'_>, message: &str) {
+    let logger = LOGGER.get_or_try_init(py, || {
+        py.import("logging")
+            .and_then(|m| m.call_method1("getLogger", ("ferrotrace",)))
+            .map(Bound::unbind)
+    });
+    match logger {
+        Ok(logger) => {
+            if logger.bind(py).call_method1("warning", ("%s", message)).is_err() {
+                let _ = PyErr::take(py);
+            }
+        }
+        Err(_) => {
+            let _ = PyErr::take(py);
+        }
+    }
+}
+
+static GLOBAL_TRACER: RwLock<Option<Py<TracerPy>>> = RwLock::new(None);
+
+/// The global tracer, configured from the environment on first use.
+pub fn global_tracer(py: Python<'_>) -> PyResult<Bound<'_, TracerPy>> {
+    if let Some(t) = GLOBAL_TRACER.read().as_ref() {
+        return Ok(t.bind(py).clone());
+    }
+    // `ferrotrace.get_tracer()` creates it and registers it through
+    // `_set_global_tracer` (it also owns the lock against double creation).
+    let tracer = py.import("ferrotrace")?.call_method0("get_tracer")?;
+    Ok(tracer.cast_into::<TracerPy>()?)
+}
+
+#[pyfunction]
+pub fn _set_global_tracer(tracer: Option<Py<TracerPy>>) {
+    *GLOBAL_TRACER.write() = tracer;
+}
+
+#[pyfunction]
+pub fn _global_tracer(py: Python<'_>) -> Option<Py<TracerPy>> {
+    GLOBAL_TRACER.read().as_ref().map(|t| t.clone_ref(py))
+}
+
+impl TracerPy {
+    #[inline]
+    pub fn limits(&self) -> Limits {
+        self.collector.config.limits
+    }
+
+    #[inline]
+    pub fn log_pending_warnings(&self, py: Python<'_>) {
+        if self.collector.has_warnings() {
+            for message in self.collector.take_warnings() {
+                log_warning(py, &message);
+            }
+        }
+    }
+
+    /// Starts a span: a child of `parent` if given, else of the active span,
+    /// else the root of a new trace.
+    #[inline]
+    pub fn start<'py>(
+        slf: &Bound<'py, Self>,
+        name: CompactString,
+        kind: SpanKind,
+        parent: Option<&Bound<'py, PyAny>>,
+        tags: &[(CompactString, AttrValue)],
+        extra_tags: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, SpanPy>> {
+        let py = slf.py();
+        let me = slf.get();
+        let explicit = parent.filter(|p| !p.is_none());
+        let inherited = match explicit {
+            Some(p) => Some(parent_of(p)?),
+            None => match context::get(py)? {
+                Some(current) => current
+                    .cast::<SpanPy>()
+                    .ok()
+                    .map(|s| {
+                        let s = s.get();
+                        (s.trace_id, s.span_id, s.sampled, false)
+                    }),
+                None => None,
+            },
+        };
+        let mut record = match inherited {
+            Some((trace_id, parent_id, sampled, remote)) => {
+                let mut r = SpanRecord::new(trace_id, Some(parent_id), name);
+                r.sampled = sampled;
+                r.remote_parent = remote;
+                r.is_local_root = remote;
+                r
+            }
+            None => {
+                let trace_id = TraceId::random();
+                let mut r = SpanRecord::new(trace_id, None, name);
+                r.sampled = me.sampler.should_sample(trace_id);
+                r
+            }
+        };
+        record.kind = kind;
+        let limits = me.limits();
+        for (k, v) in tags {
+            record.attributes.set(k.clone(), v.clone(), &limits);
+        }
+        if let Some(extra) = extra_tags.filter(|t| !t.is_none()) {
+            let items = extra.call_method0("items").map_err(|_| {
+                PyTypeError::new_err("tags must be a mapping of attribute names to values")
+            })?;
+            for item in items.try_iter()? {
+                let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+                record.attributes.set(convert::key(&k), convert::value(&v), &limits);
+            }
+        }
+        let mono = clock::monotonic_ns();
+        record.start_mono = mono;
+        record.start_ns = clock::to_wall_ns(mono);
+        me.collector.span_started(record.is_local_root);
+        Bound::new(py, SpanPy::new(slf.clone().unbind(), UniqueArc::new(record)))
+    }
+}
+
+/// (trace id, parent span id, sampled, remote) of an explicit parent.
+fn parent_of(parent: &Bound<'_, PyAny>) -> PyResult<(TraceId, crate::ids::SpanId, bool, bool)> {
+    if let Ok(span) = parent.cast::<SpanPy>() {
+        let s = span.get();
+        return Ok((s.trace_id, s.span_id, s.sampled, false));
+    }
+    if let Ok(ctx) = parent.cast::<SpanContextPy>() {
+        let c = ctx.get();
+        return Ok((c.trace_id, c.span_id, c.sampled, c.remote));
+    }
+    Err(PyTypeError::new_err(format!(
+        "parent must be a Span, a SpanContext or None, not {}",
+        convert::display(&parent.get_type().into_any())
+    )))
+}
+
+#[pymethods]
+impl TracerPy {
+    #[new]
+    #[pyo3(signature = (
+        service_name=None,
+        output_dir=OutputDirArg(OutputDir::FromEnv),
+        *,
+        buffer_size=None,
+        flush_interval_ms=None,
+        sample_rate=None,
+        max_attributes=None,
+        max_attribute_length=None,
+        max_events=None,
+        max_file_size_mb=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn py_new(
+        py: Python<'_>,
+        service_name: Option<&Bound<'_, PyAny>>,
+        output_dir: OutputDirArg,
+        buffer_size: Option<i64>,
+        flush_interval_ms: Option<f64>,
+        sample_rate: Option<f64>,
+        max_attributes: Option<i64>,
+        max_attribute_length: Option<i64>,
+        max_events: Option<i64>,
+        max_file_size_mb: Option<f64>,
+    ) -> PyResult<Self> {
+        let service_name = match service_name.filter(|s| !s.is_none()) {
+            None => None,
+            Some(s) => Some(
+                s.cast::<PyString>()
+                    .map(|s| convert::text(s).to_string())
+                    .map_err(|_| PyTypeError::new_err("service_name must be a str"))?,
+            ),
+        };
+        let overrides = ConfigOverrides {
+            service_name,
+            output_dir: output_dir.0,
+            buffer_size,
+            flush_interval_ms,
+            sample_rate,
+            max_attributes,
+            max_attribute_length,
+            max_events,
+            max_file_size_mb,
+        };
+        let (config, warnings) = overrides
+            .resolve(&ProcessEnv)
+            .map_err(|e| PyValueError::new_err(e.0))?;
+        for w in &warnings {
+            log_warning(py, w);
+        }
+        let sampler = RatioSampler::new(config.sample_rate);
+        let service = PyString::new(py, &config.service_name).unbind();
+        let collector = Collector::new(config);
+        fork::register(&collector);
+        Ok(TracerPy {
+            collector,
+            service,
+            sampler,
+        })
+    }
+
+    /// Starts a span. Use it in a `with` block, or call `finish()` on it.
+    #[pyo3(signature = (name, kind=None, tags=None, parent=None))]
+    fn start_span<'py>(
+        slf: &Bound<'py, Self>,
+        name: &Bound<'py, PyAny>,
+        kind: Option<&Bound<'py, PyAny>>,
+        tags: Option<&Bound<'py, PyAny>>,
+        parent: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, SpanPy>> {
+        let name = convert::span_name(name)?;
+        let kind = parse_kind(kind)?;
+        TracerPy::start(slf, name, kind, parent, &[], tags)
+    }
+
+    #[getter]
+    fn service_name<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        self.service.bind(py).clone()
+    }
+
+    #[getter]
+    fn output_dir(&self) -> Option<String> {
+        self.collector
+            .config
+            .output_dir
+            .as_ref()
+            .map(|p| p.display().to_string())
+    }
+
+    /// The resolved configuration, as a dict.
+    #[getter]
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let c = &self.collector.config;
+        let d = PyDict::new(py);
+        d.set_item("service_name", &c.service_name)?;
+        d.set_item("output_dir", self.output_dir())?;
+        d.set_item("buffer_size", c.buffer_size)?;
+        d.set_item("flush_interval_ms", c.flush_interval_ms)?;
+        d.set_item("sample_rate", c.sample_rate)?;
+        d.set_item("max_attributes", c.limits.max_attributes)?;
+        d.set_item("max_attribute_length", c.limits.max_attribute_length)?;
+        d.set_item("max_events", c.limits.max_events)?;
+        d.set_item("max_file_size_mb", c.max_file_bytes as f64 / (1024.0 * 1024.0))?;
+        Ok(d)
+    }
+
+    /// Files written so far (spans and trace summaries).
+    fn files<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let paths: Vec<String> = self
+            .collector
+            .files()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        PyList::new(py, paths)
+    }
+
+    /// Waits until every span finished so far is written (or `timeout`
+    /// seconds pass); returns whether it got there.
+    #[pyo3(signature = (timeout=5.0))]
+    fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let timeout = fork::timeout_arg(timeout)?;
+        let collector = Arc::clone(&self.collector);
+        let done = py.detach(move || collector.flush(timeout));
+        self.log_pending_warnings(py);
+        Ok(done)
+    }
+
+    /// Flushes and stops the background thread. Spans finished afterwards
+    /// are counted as dropped.
+    #[pyo3(signature = (timeout=5.0))]
+    fn shutdown(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let timeout = fork::timeout_arg(timeout)?;
+        let collector = Arc::clone(&self.collector);
+        let done = py.detach(move || collector.shutdown(timeout));
+        self.log_pending_warnings(py);
+        Ok(done)
+    }
+
+    /// Counters: spans and traces started/finished/dropped/written, errors.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.log_pending_warnings(py);
+        let dict = PyDict::new(py);
+        for (key, value) in self.collector.metrics().entries {
+            dict.set_item(key, value)?;
+        }
+        Ok(dict)
+    }
+
+    /// A decorator that traces calls of the function it wraps:
+    /// `@tracer.traced()`, `@tracer.traced("name", kind="client", tags={...})`.
+    #[pyo3(signature = (name=None, *, kind=None, tags=None))]
+    fn traced<'py>(
+        slf: &Bound<'py, Self>,
+        name: Option<&Bound<'py, PyAny>>,
+        kind: Option<&Bound<'py, PyAny>>,
+        tags: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("kind", kind)?;
+        kwargs.set_item("tags", tags)?;
+        kwargs.set_item("tracer", slf)?;
+        py.import("ferrotrace._decorators")?
+            .getattr("traced")?
+            .call((name,), Some(&kwargs))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<Tracer service_name={:?} output_dir={:?}>",
+            self.collector.config.service_name,
+            self.output_dir()
+        )
+    }
+}
