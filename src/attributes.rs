@@ -118,6 +118,13 @@ impl Attributes {
         true
     }
 
+    /// Empties the map, keeping its allocation for reuse.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.dropped = 0;
+        self.truncated = 0;
+    }
+
     pub fn get(&self, key: &str) -> Option<&AttrValue> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }

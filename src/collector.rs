@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use crate::clock;
 use crate::config::Config;
 use crate::jsonl;
 use crate::metrics::{Counters, MetricsSnapshot};
+use crate::pool::RecordPool;
 use crate::span::Status;
 use crate::trace_summary::TraceTally;
 use crate::writer::RotatingFile;
@@ -33,6 +34,10 @@ const BATCH: usize = 8192;
 /// filling up fast enough to wake the writer early.
 const WAKE_CHECK_EVERY: u64 = 256;
 
+/// Records kept for reuse: enough to cover a drain interval's worth of
+/// spans at high rates without holding much memory when idle.
+const RECYCLED_RECORDS: usize = 4096;
+
 /// Why a finished span was not handed to the writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -42,8 +47,10 @@ pub enum Refused {
 
 pub struct Pipeline {
     buffer: SpanBuffer,
+    /// Written records, ready to be reused by new spans.
+    pub pool: RecordPool,
     pub counters: Counters,
-    worker: Mutex<Option<Thread>>,
+    worker: OnceLock<Thread>,
     flush_requested: AtomicU64,
     flush_done: Mutex<u64>,
     flush_cond: Condvar,
@@ -174,8 +181,9 @@ impl Pipeline {
     fn start(config: &Config) -> Arc<Self> {
         let pipeline = Arc::new(Pipeline {
             buffer: SpanBuffer::new(config.buffer_size),
+            pool: RecordPool::new(RECYCLED_RECORDS),
             counters: Counters::default(),
-            worker: Mutex::new(None),
+            worker: OnceLock::new(),
             flush_requested: AtomicU64::new(0),
             flush_done: Mutex::new(0),
             flush_cond: Condvar::new(),
@@ -194,7 +202,9 @@ impl Pipeline {
             .name("ferrotrace-writer".into())
             .spawn(move || Writer::new(worker_pipeline, worker_config).run());
         match spawned {
-            Ok(handle) => *pipeline.worker.lock() = Some(handle.thread().clone()),
+            Ok(handle) => {
+                let _ = pipeline.worker.set(handle.thread().clone());
+            }
             Err(e) => {
                 // No thread, no writing: refuse spans (counted) rather than
                 // let them pile up.
@@ -237,7 +247,7 @@ impl Pipeline {
     }
 
     fn wake(&self) {
-        if let Some(t) = self.worker.lock().as_ref() {
+        if let Some(t) = self.worker.get() {
             t.unpark();
         }
     }
@@ -407,6 +417,9 @@ impl Writer {
             if let Some(error) = outcome.error {
                 self.report_write_error("trace summaries", &error);
             }
+        }
+        for span in self.batch.drain(..) {
+            self.pipeline.pool.recycle(span);
         }
     }
 

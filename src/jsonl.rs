@@ -1,146 +1,179 @@
 //! Where spans and trace summaries are serialised: one JSON object per line.
 //!
-//! Records are written through serde's `Serialize` into a reused byte
-//! buffer; every string goes through serde_json's escaper, so whatever a span
+//! Records are appended to a reused byte buffer. Every string that could
+//! need escaping goes through serde_json's escaper, so whatever a span
 //! carries, each line is strict UTF-8 JSON.
-
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
-use serde::Serialize;
 
 use crate::attributes::{AttrValue, Attributes};
 use crate::clock;
 use crate::span::{ErrorInfo, Event, SpanRecord};
 use crate::trace_summary::TraceSummary;
 
-/// A span record together with the service that produced it.
-pub struct SpanLine<'a> {
-    pub record: &'a SpanRecord,
-    pub service: &'a str,
-}
-
 /// Appends `record` as one JSON line to `out`.
+///
+/// Hand-written rather than derived: the fixed keys and hex ids never need
+/// escaping and are copied as bytes, so only user-supplied text (names,
+/// attribute keys and values, messages) goes through serde_json's escaper.
+/// This keeps the writer thread well above a million spans per second.
 pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &str) {
-    write_line(out, &SpanLine { record, service });
+    let r = record;
+    out.extend_from_slice(b"{\"trace_id\":\"");
+    out.extend_from_slice(r.trace_id.to_hex().as_str().as_bytes());
+    out.extend_from_slice(b"\",\"span_id\":\"");
+    out.extend_from_slice(r.span_id.to_hex().as_str().as_bytes());
+    match r.parent_id {
+        Some(p) => {
+            out.extend_from_slice(b"\",\"parent_id\":\"");
+            out.extend_from_slice(p.to_hex().as_str().as_bytes());
+            out.extend_from_slice(b"\",\"name\":");
+        }
+        None => out.extend_from_slice(b"\",\"parent_id\":null,\"name\":"),
+    }
+    write_str(out, &r.name);
+    out.extend_from_slice(b",\"service\":");
+    write_str(out, service);
+    out.extend_from_slice(b",\"kind\":\"");
+    out.extend_from_slice(r.kind.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"start_ns\":");
+    write_u64(out, r.start_ns);
+    out.extend_from_slice(b",\"end_ns\":");
+    write_u64(out, r.end_ns());
+    out.extend_from_slice(b",\"duration_ms\":");
+    write_f64(out, r.duration_ms());
+    out.extend_from_slice(b",\"status\":\"");
+    out.extend_from_slice(r.status.as_written().as_bytes());
+    out.extend_from_slice(b"\",\"attributes\":");
+    write_attributes(out, &r.attributes);
+    out.extend_from_slice(b",\"events\":[");
+    for (i, event) in r.events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_event(out, event);
+    }
+    out.extend_from_slice(b"],\"error\":");
+    match r.error.as_deref() {
+        Some(e) => write_error(out, e),
+        None => out.extend_from_slice(b"null"),
+    }
+    if r.remote_parent {
+        out.extend_from_slice(b",\"remote_parent\":true");
+    }
+    if r.attributes.dropped > 0 {
+        out.extend_from_slice(b",\"dropped_attributes_count\":");
+        write_u64(out, u64::from(r.attributes.dropped));
+    }
+    if r.dropped_events > 0 {
+        out.extend_from_slice(b",\"dropped_events_count\":");
+        write_u64(out, u64::from(r.dropped_events));
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// Appends a trace summary as one JSON line to `out`.
 pub fn write_trace_summary(out: &mut Vec<u8>, summary: &TraceSummary) {
-    write_line(out, summary);
-}
-
-fn write_line<T: Serialize>(out: &mut Vec<u8>, value: &T) {
     let mark = out.len();
-    if serde_json::to_writer(&mut *out, value).is_ok() {
+    if serde_json::to_writer(&mut *out, summary).is_ok() {
         out.push(b'\n');
     } else {
-        // Serialisation into a Vec cannot fail for these types; if it ever
+        // Serialisation into a Vec cannot fail for this type; if it ever
         // did, leave no half line behind.
         out.truncate(mark);
     }
 }
 
-impl Serialize for SpanLine<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let r = self.record;
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("trace_id", r.trace_id.to_hex().as_str())?;
-        map.serialize_entry("span_id", r.span_id.to_hex().as_str())?;
-        match r.parent_id {
-            Some(p) => map.serialize_entry("parent_id", p.to_hex().as_str())?,
-            None => map.serialize_entry("parent_id", &None::<&str>)?,
-        }
-        map.serialize_entry("name", r.name.as_str())?;
-        map.serialize_entry("service", self.service)?;
-        map.serialize_entry("kind", r.kind.as_str())?;
-        map.serialize_entry("start_ns", &r.start_ns)?;
-        map.serialize_entry("end_ns", &r.end_ns())?;
-        map.serialize_entry("duration_ms", &r.duration_ms())?;
-        map.serialize_entry("status", r.status.as_written())?;
-        map.serialize_entry("attributes", &AttributesJson(&r.attributes))?;
-        map.serialize_entry("events", &EventsJson(&r.events))?;
-        map.serialize_entry("error", &r.error.as_deref().map(ErrorJson))?;
-        if r.remote_parent {
-            map.serialize_entry("remote_parent", &true)?;
-        }
-        if r.attributes.dropped > 0 {
-            map.serialize_entry("dropped_attributes_count", &r.attributes.dropped)?;
-        }
-        if r.dropped_events > 0 {
-            map.serialize_entry("dropped_events_count", &r.dropped_events)?;
-        }
-        map.end()
+/// A JSON string. Text with nothing to escape (the common case: no control
+/// characters, quotes or backslashes; any UTF-8 is fine) is copied as is.
+#[inline]
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    let needs_escape = s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
+    if needs_escape {
+        let _ = serde_json::to_writer(&mut *out, s);
+    } else {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
     }
 }
 
-struct AttributesJson<'a>(&'a Attributes);
+#[inline]
+fn write_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
 
-impl Serialize for AttributesJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (key, value) in self.0.iter() {
-            map.serialize_entry(key, &ValueJson(value))?;
-        }
-        map.end()
+#[inline]
+fn write_i64(out: &mut Vec<u8>, v: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// Finite floats only reach here (`AttrValue::float` turns the others into
+/// strings); a non-finite duration cannot happen but would be written null.
+#[inline]
+fn write_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
+    } else {
+        out.extend_from_slice(b"null");
     }
 }
 
-struct ValueJson<'a>(&'a AttrValue);
+fn write_attributes(out: &mut Vec<u8>, attributes: &Attributes) {
+    out.push(b'{');
+    for (i, (key, value)) in attributes.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, key);
+        out.push(b':');
+        write_value(out, value);
+    }
+    out.push(b'}');
+}
 
-impl Serialize for ValueJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            AttrValue::Str(s) => serializer.serialize_str(s),
-            AttrValue::Bool(b) => serializer.serialize_bool(*b),
-            AttrValue::Int(i) => serializer.serialize_i64(*i),
-            AttrValue::Float(f) => serializer.serialize_f64(*f),
-            AttrValue::List(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(&ValueJson(item))?;
+fn write_value(out: &mut Vec<u8>, value: &AttrValue) {
+    match value {
+        AttrValue::Str(s) => write_str(out, s),
+        AttrValue::Bool(true) => out.extend_from_slice(b"true"),
+        AttrValue::Bool(false) => out.extend_from_slice(b"false"),
+        AttrValue::Int(i) => write_i64(out, *i),
+        AttrValue::Float(f) => write_f64(out, *f),
+        AttrValue::List(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
                 }
-                seq.end()
+                write_value(out, item);
             }
+            out.push(b']');
         }
     }
 }
 
-struct EventsJson<'a>(&'a [Event]);
-
-impl Serialize for EventsJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for event in self.0 {
-            seq.serialize_element(&EventJson(event))?;
-        }
-        seq.end()
-    }
+fn write_event(out: &mut Vec<u8>, e: &Event) {
+    out.extend_from_slice(b"{\"name\":");
+    write_str(out, &e.name);
+    out.extend_from_slice(b",\"ts_ns\":");
+    write_u64(out, e.ts_ns);
+    out.extend_from_slice(b",\"level\":");
+    write_str(out, &e.level);
+    out.extend_from_slice(b",\"attributes\":");
+    write_attributes(out, &e.attributes);
+    out.push(b'}');
 }
 
-struct EventJson<'a>(&'a Event);
-
-impl Serialize for EventJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let e = self.0;
-        let mut map = serializer.serialize_map(Some(4))?;
-        map.serialize_entry("name", e.name.as_str())?;
-        map.serialize_entry("ts_ns", &e.ts_ns)?;
-        map.serialize_entry("level", e.level.as_str())?;
-        map.serialize_entry("attributes", &AttributesJson(&e.attributes))?;
-        map.end()
+fn write_error(out: &mut Vec<u8>, e: &ErrorInfo) {
+    out.extend_from_slice(b"{\"type\":");
+    write_str(out, &e.error_type);
+    out.extend_from_slice(b",\"message\":");
+    write_str(out, &e.message);
+    out.extend_from_slice(b",\"stack\":");
+    match &e.stack {
+        Some(stack) => write_str(out, stack),
+        None => out.extend_from_slice(b"null"),
     }
-}
-
-struct ErrorJson<'a>(&'a ErrorInfo);
-
-impl Serialize for ErrorJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let e = self.0;
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("type", &e.error_type)?;
-        map.serialize_entry("message", &e.message)?;
-        map.serialize_entry("stack", &e.stack)?;
-        map.end()
-    }
+    out.push(b'}');
 }
 
 /// Event timestamps are taken from the monotonic clock like span bounds.
@@ -191,5 +224,40 @@ mod tests {
         assert_eq!(v["attributes"]["l"][0], true);
         assert_eq!(v["events"], serde_json::json!([]));
         assert!(v["error"].is_null());
+    }
+
+    #[test]
+    fn hostile_text_still_makes_valid_json() {
+        let mut r = record();
+        let limits = Limits::default();
+        r.name = "line\nbreak \"q\" back\\slash \u{1} tab\t".into();
+        r.set_attribute("k\"ey".into(), AttrValue::Str("\u{0}\u{7f}é😀".into()), &limits);
+        r.set_error(
+            ErrorInfo {
+                error_type: "ValueError".into(),
+                message: "bad \"x\"".into(),
+                stack: Some("Traceback\n  line 1\n".into()),
+            },
+            &limits,
+        );
+        r.add_event(
+            Event {
+                name: "ev".into(),
+                ts_ns: 5,
+                level: "warning".into(),
+                attributes: Attributes::default(),
+            },
+            &limits,
+        );
+        let mut out = Vec::new();
+        write_span(&mut out, &r, "s\"vc");
+        let text = std::str::from_utf8(&out).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "one line: {text}");
+        let v: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["name"], "line\nbreak \"q\" back\\slash \u{1} tab\t");
+        assert_eq!(v["attributes"]["k\"ey"], "\u{0}\u{7f}é😀");
+        assert_eq!(v["error"]["message"], "bad \"x\"");
+        assert_eq!(v["events"][0]["level"], "warning");
+        assert_eq!(v["service"], "s\"vc");
     }
 }

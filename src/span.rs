@@ -148,6 +148,19 @@ impl SpanRecord {
         }
     }
 
+    /// Makes a used record new again, keeping its allocations.
+    pub fn reset(&mut self, trace_id: TraceId, parent_id: Option<SpanId>, name: CompactString) {
+        let mut attributes = std::mem::take(&mut self.attributes);
+        attributes.clear();
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        *self = SpanRecord {
+            attributes,
+            events,
+            ..SpanRecord::new(trace_id, parent_id, name)
+        };
+    }
+
     pub fn is_finished(&self) -> bool {
         self.end_mono != 0
     }

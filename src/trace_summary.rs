@@ -2,7 +2,7 @@
 //! are drained and emits one summary record when the trace's local root
 //! finishes. The hot path pays nothing for this.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use compact_str::CompactString;
 use serde::Serialize;
@@ -53,6 +53,7 @@ pub struct TraceTally {
     open: HashMap<TraceId, Tally>,
     open_order: VecDeque<TraceId>,
     closed: VecDeque<TraceId>,
+    closed_set: HashSet<TraceId>,
     pub evicted: u64,
 }
 
@@ -76,7 +77,7 @@ impl TraceTally {
                 status: if error_count > 0 { "error" } else { "ok" },
             });
         }
-        if self.closed.contains(&span.trace_id) {
+        if self.closed_set.contains(&span.trace_id) {
             return None;
         }
         let tally = self.open.entry(span.trace_id).or_insert_with(|| {
@@ -90,8 +91,13 @@ impl TraceTally {
     }
 
     fn remember_closed(&mut self, trace_id: TraceId) {
+        if !self.closed_set.insert(trace_id) {
+            return;
+        }
         if self.closed.len() == RECENTLY_CLOSED {
-            self.closed.pop_front();
+            if let Some(oldest) = self.closed.pop_front() {
+                self.closed_set.remove(&oldest);
+            }
         }
         self.closed.push_back(trace_id);
     }

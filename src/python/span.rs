@@ -153,6 +153,18 @@ impl SpanPy {
     }
 }
 
+impl Drop for SpanPy {
+    fn drop(&mut self) {
+        // If the writer is done with the record, this is its last holder:
+        // give it back for reuse instead of freeing it.
+        if let Some(Record::Finished(record)) = self.state.get_mut().record.take() {
+            if self.fork_epoch == fork::epoch() {
+                self.tracer.get().collector.pipeline().pool.recycle(record);
+            }
+        }
+    }
+}
+
 /// Exceptions that end a span without meaning it failed.
 fn is_failure(py: Python<'_>, exc: &Bound<'_, PyAny>) -> bool {
     if exc.is_instance_of::<pyo3::exceptions::PyGeneratorExit>() {

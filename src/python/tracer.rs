@@ -9,7 +9,6 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
-use triomphe::UniqueArc;
 
 use crate::attributes::{AttrValue, Limits};
 use crate::clock;
@@ -17,7 +16,7 @@ use crate::collector::Collector;
 use crate::config::{ConfigOverrides, OutputDir, ProcessEnv};
 use crate::ids::TraceId;
 use crate::sampling::RatioSampler;
-use crate::span::{SpanKind, SpanRecord};
+use crate::span::SpanKind;
 
 use super::context;
 use super::convert;
@@ -139,9 +138,10 @@ impl TracerPy {
                 None => None,
             },
         };
+        let pool = &me.collector.pipeline().pool;
         let mut record = match inherited {
             Some((trace_id, parent_id, sampled, remote)) => {
-                let mut r = SpanRecord::new(trace_id, Some(parent_id), name);
+                let mut r = pool.record(trace_id, Some(parent_id), name);
                 r.sampled = sampled;
                 r.remote_parent = remote;
                 r.is_local_root = remote;
@@ -149,7 +149,7 @@ impl TracerPy {
             }
             None => {
                 let trace_id = TraceId::random();
-                let mut r = SpanRecord::new(trace_id, None, name);
+                let mut r = pool.record(trace_id, None, name);
                 r.sampled = me.sampler.should_sample(trace_id);
                 r
             }
@@ -172,7 +172,7 @@ impl TracerPy {
         record.start_mono = mono;
         record.start_ns = clock::to_wall_ns(mono);
         me.collector.span_started(record.is_local_root);
-        Bound::new(py, SpanPy::new(slf.clone().unbind(), UniqueArc::new(record)))
+        Bound::new(py, SpanPy::new(slf.clone().unbind(), record))
     }
 }
 
