@@ -11,6 +11,7 @@ pub mod config;
 pub mod ids;
 pub mod jsonl;
 pub mod metrics;
+pub mod pool;
 pub mod sampling;
 pub mod span;
 pub mod trace_summary;
