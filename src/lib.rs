@@ -3,6 +3,7 @@
 //! The core modules know nothing of Python; `python` is the PyO3 binding
 //! layer that turns them into the `ferrotrace._core` extension module.
 
+pub mod analysis;
 pub mod attributes;
 pub mod buffer;
 pub mod clock;

@@ -140,7 +140,10 @@ mod tests {
         assert_eq!(LatencyStats::from_values(&mut []), LatencyStats::default());
         let stats = LatencyStats::from_values(&mut [4.5]);
         assert_eq!(stats.count, 1);
-        assert_eq!((stats.min, stats.p50, stats.p99, stats.max), (4.5, 4.5, 4.5, 4.5));
+        assert_eq!(
+            (stats.min, stats.p50, stats.p99, stats.max),
+            (4.5, 4.5, 4.5, 4.5)
+        );
         assert_eq!(percentile_sorted(&[], 50.0), None);
     }
 

@@ -125,8 +125,7 @@ pub fn span_files(path: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
                 pending.push(entry_path);
                 continue;
             }
-            let is_file = file_type.is_file()
-                || (file_type.is_symlink() && entry_path.is_file());
+            let is_file = file_type.is_file() || (file_type.is_symlink() && entry_path.is_file());
             if is_file && entry.file_name().to_str().is_some_and(is_span_file_name) {
                 files.push(entry_path);
             }

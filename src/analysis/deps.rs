@@ -1,0 +1,127 @@
+//! The service graph: who calls whom, and how often.
+//!
+//! An edge is counted for every span whose parent (in the same trace)
+//! belongs to another service. A process that only sees its own spans (the
+//! in-process tracer) would find no edges that way, so a client or producer
+//! span with no child from another service also counts an edge to its
+//! `peer.service` attribute (the OpenTelemetry convention), when it has one.
+
+use std::collections::BTreeMap;
+
+use compact_str::CompactString;
+use serde::Serialize;
+
+use super::traces::TraceSet;
+
+/// Calls from one service to another.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct DependencyEdge {
+    pub caller: CompactString,
+    pub callee: CompactString,
+    pub calls: u64,
+}
+
+/// Every service-to-service edge in `traces`, sorted by caller then callee.
+pub fn service_dependencies(traces: &TraceSet) -> Vec<DependencyEdge> {
+    let mut edges: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for trace in traces.iter() {
+        let mut calls_out = vec![false; trace.span_count()];
+        for (position, span) in trace.spans().enumerate() {
+            let Some(parent_position) = trace.parent_of(position) else {
+                continue;
+            };
+            let parent = trace.span(parent_position);
+            if parent.service != span.service {
+                calls_out[parent_position] = true;
+                *edges
+                    .entry((parent.service.as_str(), span.service.as_str()))
+                    .or_default() += 1;
+            }
+        }
+        for (position, span) in trace.spans().enumerate() {
+            if calls_out[position] || !(span.kind == "client" || span.kind == "producer") {
+                continue;
+            }
+            if let Some(peer) = span.attributes.get("peer.service").and_then(|v| v.as_str()) {
+                if !peer.is_empty() && peer != span.service {
+                    *edges.entry((span.service.as_str(), peer)).or_default() += 1;
+                }
+            }
+        }
+    }
+    edges
+        .into_iter()
+        .map(|((caller, callee), calls)| DependencyEdge {
+            caller: caller.into(),
+            callee: callee.into(),
+            calls,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::traces::tests::{checkout_rows, row};
+
+    fn edge(caller: &str, callee: &str, calls: u64) -> DependencyEdge {
+        DependencyEdge {
+            caller: caller.into(),
+            callee: callee.into(),
+            calls,
+        }
+    }
+
+    #[test]
+    fn edges_from_cross_service_parents() {
+        let mut rows = checkout_rows();
+        // A second trace with two auth calls.
+        rows.extend([
+            row(3, 1, None, "GET /checkout", "frontend", 0, 10),
+            row(3, 2, Some(1), "POST /api/order", "api", 1, 9),
+            row(3, 3, Some(2), "auth.verify", "auth", 2, 3),
+            row(3, 4, Some(2), "auth.verify", "auth", 4, 5),
+            // Orphan: its parent is not in the trace, so no edge.
+            row(3, 5, Some(99), "stray", "cache", 4, 5),
+        ]);
+        let deps = service_dependencies(&TraceSet::new(rows));
+        assert_eq!(
+            deps,
+            vec![
+                edge("api", "auth", 3),
+                edge("api", "orders", 1),
+                edge("frontend", "api", 2),
+            ]
+        );
+        let v = serde_json::to_value(&deps[0]).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"caller": "api", "callee": "auth", "calls": 3})
+        );
+    }
+
+    #[test]
+    fn peer_service_of_client_spans_without_remote_children() {
+        let mut call = row(1, 2, Some(1), "GET payments", "api", 1, 5);
+        call.kind = "client".into();
+        call.attributes
+            .insert("peer.service".into(), "payments".into());
+        let mut traced_call = row(1, 3, Some(1), "GET users", "api", 5, 9);
+        traced_call.kind = "client".into();
+        traced_call
+            .attributes
+            .insert("peer.service".into(), "users".into());
+        let rows = vec![
+            row(1, 1, None, "GET /", "api", 0, 10),
+            call,
+            traced_call,
+            // The users service's own span is here: counted once, via it.
+            row(1, 4, Some(3), "GET /users", "users", 6, 8),
+        ];
+        let deps = service_dependencies(&TraceSet::new(rows));
+        assert_eq!(
+            deps,
+            vec![edge("api", "payments", 1), edge("api", "users", 1)]
+        );
+    }
+}

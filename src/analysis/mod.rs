@@ -1,0 +1,37 @@
+//! Trace analysis over finished spans, from JSONL files or from memory:
+//! trace assembly, exact latency percentiles, per-operation statistics,
+//! error groups, critical paths, the service graph and text trees. Knows
+//! nothing of Python; the binding layer wraps [`Analysis`] and friends.
+
+mod critical_path;
+mod deps;
+mod errors;
+mod operations;
+mod percentile;
+mod reader;
+mod record;
+mod sketch;
+mod store;
+mod streaming;
+mod traces;
+mod tree;
+
+pub use critical_path::{critical_path, PathSegment};
+pub use deps::{service_dependencies, DependencyEdge};
+pub use errors::{error_groups, fingerprint, normalize_message, ErrorGroup};
+pub use operations::{
+    latency_stats, operation_stats, self_times_ms, sort_operations, OperationStats,
+};
+pub use percentile::{nearest_rank, percentile_sorted, LatencyStats};
+pub use reader::{
+    is_span_file_name, read_span_file, read_span_lines, read_spans, span_files, AnalysisError,
+    ReadReport, SkippedLine,
+};
+pub use record::{ErrorRow, EventRow, RecordError, SpanRow};
+pub use sketch::{
+    AccuracyMismatch, QuantileSketch, DEFAULT_ALPHA, DEFAULT_MAX_BUCKETS, MIN_POSITIVE,
+};
+pub use store::Analysis;
+pub use streaming::{Precision, StatsOnly};
+pub use traces::{TraceSet, TraceSummaryView, TraceView};
+pub use tree::{format_ms, render_tree};

@@ -1,0 +1,276 @@
+//! [`StatsOnly`]: per-operation statistics streamed from files without
+//! keeping the spans, for `ferrotrace stats` over files of any size.
+//!
+//! Memory is bounded by what the chosen [`Precision`] keeps per operation:
+//!
+//! * `Exact` (the default; DESIGN.md pins exact nearest-rank percentiles
+//!   for files) keeps every duration as an `f64`: 8 bytes a span, against
+//!   the few hundred bytes of its JSON line and of a parsed [`SpanRow`]. So
+//!   memory grows with the span count, about 1/50th of the file size.
+//! * `Sketch` keeps one [`QuantileSketch`] per operation: at most 16 KiB
+//!   each whatever the span count, so memory is bounded by the number of
+//!   operations, with percentiles within 1% of the exact values (count,
+//!   min, max, average and total stay exact).
+//!
+//! Self time and time share need whole traces, so they are `None` here; use
+//! [`super::Analysis`] for them.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use compact_str::CompactString;
+
+use super::operations::{sort_operations, OperationStats};
+use super::percentile::LatencyStats;
+use super::reader::{read_spans, AnalysisError, ReadReport};
+use super::record::SpanRow;
+use super::sketch::QuantileSketch;
+
+/// How [`StatsOnly`] keeps durations.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// Every duration: exact percentiles, 8 bytes a span.
+    #[default]
+    Exact,
+    /// A DDSketch per operation: within 1%, bounded memory.
+    Sketch,
+}
+
+#[derive(Clone, Debug)]
+enum Durations {
+    Exact(Vec<f64>),
+    Sketch(QuantileSketch),
+}
+
+#[derive(Clone, Debug)]
+struct OperationTally {
+    durations: Durations,
+    errors: u64,
+    total_ms: f64,
+}
+
+impl OperationTally {
+    fn latency(&self) -> LatencyStats {
+        match &self.durations {
+            Durations::Exact(values) => LatencyStats::from_values(&mut values.clone()),
+            Durations::Sketch(sketch) => sketch.stats(),
+        }
+    }
+}
+
+/// Streaming per-(service, operation) counts, errors and latency.
+#[derive(Clone, Debug, Default)]
+pub struct StatsOnly {
+    precision: Precision,
+    /// service -> operation -> tally (nested so lookups need no allocation).
+    by_service: HashMap<CompactString, HashMap<CompactString, OperationTally>>,
+    report: ReadReport,
+}
+
+impl StatsOnly {
+    /// An empty tally.
+    pub fn new(precision: Precision) -> Self {
+        StatsOnly {
+            precision,
+            ..StatsOnly::default()
+        }
+    }
+
+    /// Streams every span under `path` (see [`super::span_files`]).
+    ///
+    /// ```no_run
+    /// use _core::analysis::{Precision, StatsOnly};
+    /// let stats = StatsOnly::open("traces/", Precision::Sketch).unwrap();
+    /// for op in stats.operations() {
+    ///     println!("{} {} p99={:.1}ms", op.service, op.operation, op.p99);
+    /// }
+    /// ```
+    pub fn open(path: impl AsRef<Path>, precision: Precision) -> Result<Self, AnalysisError> {
+        let mut stats = StatsOnly::new(precision);
+        let report = read_spans(path.as_ref(), |row| stats.add(&row))?;
+        stats.report = report;
+        Ok(stats)
+    }
+
+    /// Counts one span.
+    pub fn add(&mut self, span: &SpanRow) {
+        let precision = self.precision;
+        let ops = match self.by_service.get_mut(span.service.as_str()) {
+            Some(ops) => ops,
+            None => self.by_service.entry(span.service.clone()).or_default(),
+        };
+        let tally = match ops.get_mut(span.name.as_str()) {
+            Some(tally) => tally,
+            None => ops
+                .entry(span.name.clone())
+                .or_insert_with(|| OperationTally {
+                    durations: match precision {
+                        Precision::Exact => Durations::Exact(Vec::new()),
+                        Precision::Sketch => Durations::Sketch(QuantileSketch::new()),
+                    },
+                    errors: 0,
+                    total_ms: 0.0,
+                }),
+        };
+        match &mut tally.durations {
+            Durations::Exact(values) => values.push(span.duration_ms),
+            Durations::Sketch(sketch) => sketch.add(span.duration_ms),
+        }
+        tally.errors += u64::from(span.is_error());
+        tally.total_ms += span.duration_ms;
+    }
+
+    /// What reading went through (zeros if spans were only [`Self::add`]ed).
+    pub fn report(&self) -> &ReadReport {
+        &self.report
+    }
+
+    /// How durations are kept.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Per-operation statistics, most total time first; `self_ms` and
+    /// `time_share` are `None`.
+    pub fn operations(&self) -> Vec<OperationStats> {
+        let mut ops: Vec<OperationStats> = self
+            .by_service
+            .iter()
+            .flat_map(|(service, ops)| {
+                ops.iter().map(move |(operation, tally)| {
+                    OperationStats::new(
+                        service.clone(),
+                        operation.clone(),
+                        tally.latency(),
+                        tally.errors,
+                        tally.total_ms,
+                    )
+                })
+            })
+            .collect();
+        sort_operations(&mut ops);
+        ops
+    }
+
+    /// Latency over the operations matching the filters (exact, or within
+    /// 1% with [`Precision::Sketch`]).
+    pub fn latency_stats(&self, operation: Option<&str>, service: Option<&str>) -> LatencyStats {
+        let matching = self
+            .by_service
+            .iter()
+            .filter(|(svc, _)| service.map_or(true, |s| *svc == s))
+            .flat_map(|(_, ops)| ops.iter())
+            .filter(|(op, _)| operation.map_or(true, |o| *op == o))
+            .map(|(_, tally)| tally);
+        match self.precision {
+            Precision::Exact => {
+                let mut values = Vec::new();
+                for tally in matching {
+                    if let Durations::Exact(v) = &tally.durations {
+                        values.extend_from_slice(v);
+                    }
+                }
+                LatencyStats::from_values(&mut values)
+            }
+            Precision::Sketch => {
+                let mut merged = QuantileSketch::new();
+                for tally in matching {
+                    if let Durations::Sketch(s) = &tally.durations {
+                        // Same accuracy by construction, so this cannot fail.
+                        let _ = merged.merge(s);
+                    }
+                }
+                merged.stats()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::operations::{latency_stats, operation_stats};
+    use crate::analysis::traces::tests::{checkout_rows, failed, row};
+    use crate::analysis::traces::TraceSet;
+
+    fn many_rows() -> Vec<SpanRow> {
+        let mut rows = checkout_rows();
+        for i in 0..200u64 {
+            let r = row(
+                100 + u128::from(i),
+                1,
+                None,
+                "work",
+                "worker",
+                0,
+                1 + i % 37,
+            );
+            rows.push(if i % 10 == 0 { failed(r, "E", "x") } else { r });
+        }
+        rows
+    }
+
+    #[test]
+    fn exact_matches_the_full_analysis() {
+        let rows = many_rows();
+        let mut streamed = StatsOnly::new(Precision::Exact);
+        rows.iter().for_each(|r| streamed.add(r));
+        let full = operation_stats(&TraceSet::new(rows.clone()));
+        let ops = streamed.operations();
+        assert_eq!(ops.len(), full.len());
+        for (s, f) in ops.iter().zip(&full) {
+            assert_eq!((&s.service, &s.operation), (&f.service, &f.operation));
+            assert_eq!(s.latency(), f.latency());
+            assert_eq!((s.error_count, s.total_ms), (f.error_count, f.total_ms));
+            assert_eq!(s.self_ms, None);
+        }
+        let work = ops.iter().find(|o| o.operation == "work").unwrap();
+        assert_eq!(
+            (work.count, work.error_count, work.error_rate),
+            (200, 20, 0.1)
+        );
+        for (op, svc) in [(None, None), (Some("work"), None), (None, Some("orders"))] {
+            assert_eq!(
+                streamed.latency_stats(op, svc),
+                latency_stats(&rows, op, svc)
+            );
+        }
+    }
+
+    #[test]
+    fn sketch_is_within_one_percent() {
+        let rows = many_rows();
+        let mut streamed = StatsOnly::new(Precision::Sketch);
+        rows.iter().for_each(|r| streamed.add(r));
+        let exact = latency_stats(&rows, None, None);
+        let sketched = streamed.latency_stats(None, None);
+        assert_eq!(sketched.count, exact.count);
+        assert_eq!((sketched.min, sketched.max), (exact.min, exact.max));
+        for (got, want) in [
+            (sketched.p50, exact.p50),
+            (sketched.p95, exact.p95),
+            (sketched.p99, exact.p99),
+        ] {
+            assert!((got - want).abs() <= 0.01 * want, "{got} vs {want}");
+        }
+        assert_eq!(streamed.precision(), Precision::Sketch);
+    }
+
+    #[test]
+    fn streams_from_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spans.jsonl");
+        let mut text = String::new();
+        for r in checkout_rows() {
+            text.push_str(&serde_json::to_string(&r).unwrap());
+            text.push('\n');
+        }
+        text.push_str("torn{\n");
+        std::fs::write(&path, text).unwrap();
+        let stats = StatsOnly::open(dir.path(), Precision::Exact).unwrap();
+        assert_eq!(stats.report().spans, 6);
+        assert_eq!(stats.report().skipped, 1);
+        assert_eq!(stats.operations().len(), 6);
+        assert!(StatsOnly::open(dir.path().join("missing"), Precision::Exact).is_err());
+    }
+}
