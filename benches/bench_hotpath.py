@@ -30,7 +30,9 @@ SHARED = HERE.parent.parent / "shared" / "bench" / "peers.py"
 def load_peers():
     path = Path(os.environ.get("FERROTRACE_PEERS_PY", SHARED))
     if not path.exists():
-        sys.exit(f"bench_hotpath: cannot find the shared benchmark at {path} (set FERROTRACE_PEERS_PY)")
+        sys.exit(
+            f"bench_hotpath: cannot find the shared benchmark at {path} (set FERROTRACE_PEERS_PY)"
+        )
     spec = importlib.util.spec_from_file_location("peers", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -58,7 +60,9 @@ def main(argv: list[str]) -> None:
             results["ferrotrace_decorator_ns"] = peers.measure(deco) - results["plain_call_ns"]
             tracer.flush(timeout=120)
             m = tracer.metrics()
-            written["ferrotrace"] = {k: m[k] for k in ("spans_finished", "spans_written", "spans_dropped")}
+            written["ferrotrace"] = {
+                k: m[k] for k in ("spans_finished", "spans_written", "spans_dropped")
+            }
             tracer.shutdown()
             unsampled = ft.Tracer(service_name="bench", output_dir=out, sample_rate=0.0)
             results["ferrotrace-unsampled_cm_ns"] = peers.measure(
@@ -82,16 +86,23 @@ def main(argv: list[str]) -> None:
     floor_cm = results["floor_cm_ns"]
     floor_deco = results["floor_decorator_ns"]
     rows = [k[: -len("_cm_ns")] for k in results if k.endswith("_cm_ns")]
-    print(f"# {time.strftime('%Y-%m-%d')} {platform.machine()} {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, N={peers.N} x {peers.REPS} reps (median)")
-    print(f"{'tracer':22s} {'cm ns/span':>11s} {'x floor':>8s} {'decorator ns':>13s} {'x floor':>8s}")
+    print(
+        f"# {time.strftime('%Y-%m-%d')} {platform.machine()} {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, N={peers.N} x {peers.REPS} reps (median)"
+    )
+    print(
+        f"{'tracer':22s} {'cm ns/span':>11s} {'x floor':>8s} {'decorator ns':>13s} {'x floor':>8s}"
+    )
     for row in rows:
         cm = results[f"{row}_cm_ns"]
         deco = results[f"{row}_decorator_ns"]
         print(f"{row:22s} {cm:11.0f} {cm / floor_cm:8.2f} {deco:13.0f} {deco / floor_deco:8.2f}")
     for name, counts in written.items():
-        print(f"{name}: {counts['spans_finished']} spans finished, {counts['spans_written']} written, "
-              f"{counts['spans_dropped']} dropped (buffer full)")
+        print(
+            f"{name}: {counts['spans_finished']} spans finished, "
+            f"{counts['spans_written']} written, "
+            f"{counts['spans_dropped']} dropped (buffer full)"
+        )
     if as_json:
         print(json.dumps({"ns": {k: round(v, 1) for k, v in results.items()}, "written": written}))
 

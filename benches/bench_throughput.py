@@ -39,9 +39,11 @@ def writer_throughput(n: int) -> None:
     assert tracer.flush(timeout=300)
     total = time.perf_counter() - start
     m = tracer.metrics()
-    print(f"writer: {n} spans produced in {produced:.2f}s, all on disk after {total:.2f}s "
-          f"-> {m['spans_written'] / total / 1e6:.2f}M spans/s end to end; "
-          f"written={m['spans_written']} dropped={m['spans_dropped']}")
+    print(
+        f"writer: {n} spans produced in {produced:.2f}s, all on disk after {total:.2f}s "
+        f"-> {m['spans_written'] / total / 1e6:.2f}M spans/s end to end; "
+        f"written={m['spans_written']} dropped={m['spans_dropped']}"
+    )
     tracer.shutdown()
 
 
@@ -68,8 +70,10 @@ def four_threads(per_thread: int = 20_000) -> None:
             with open(os.path.join(out, name), "rb") as f:
                 lines += sum(1 for _ in f)
     m = tracer.metrics()
-    print(f"4 threads x {per_thread}: {lines} lines on disk (expected {4 * per_thread}), "
-          f"dropped={m['spans_dropped']}, {elapsed:.2f}s")
+    print(
+        f"4 threads x {per_thread}: {lines} lines on disk (expected {4 * per_thread}), "
+        f"dropped={m['spans_dropped']}, {elapsed:.2f}s"
+    )
     tracer.shutdown()
 
 
@@ -92,9 +96,12 @@ def memory(n: int) -> None:
     tracer.flush(timeout=300)
     after = rss_mb()
     m = tracer.metrics()
-    print(f"memory: {n} spans, RSS {before:.1f} MB -> {after:.1f} MB (growth {after - before:.1f} MB, "
-          f"peak growth {max(peak, after) - before:.1f} MB); written={m['spans_written']} "
-          f"dropped={m['spans_dropped']}")
+    print(
+        f"memory: {n} spans, RSS {before:.1f} MB -> {after:.1f} MB "
+        f"(growth {after - before:.1f} MB, "
+        f"peak growth {max(peak, after) - before:.1f} MB); written={m['spans_written']} "
+        f"dropped={m['spans_dropped']}"
+    )
     tracer.shutdown()
     # The files are only a by-product here; don't leave gigabytes behind.
     for name in os.listdir(out):

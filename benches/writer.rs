@@ -18,8 +18,20 @@ use _core::span::SpanRecord;
 fn workload_span(i: u64) -> SpanRecord {
     let limits = Limits::default();
     // Pairs (child, root) of one trace, child first as it finishes first.
-    let parent = if i % 2 == 1 { None } else { Some(SpanId(i + 1)) };
-    let mut r = SpanRecord::new(TraceId(u128::from(i / 2) + 1), parent, if parent.is_some() { "child".into() } else { "root".into() });
+    let parent = if i % 2 == 1 {
+        None
+    } else {
+        Some(SpanId(i + 1))
+    };
+    let mut r = SpanRecord::new(
+        TraceId(u128::from(i / 2) + 1),
+        parent,
+        if parent.is_some() {
+            "child".into()
+        } else {
+            "root".into()
+        },
+    );
     r.start_mono = clock::monotonic_ns();
     r.start_ns = clock::to_wall_ns(r.start_mono);
     r.end_mono = r.start_mono + 1_500;
@@ -80,8 +92,9 @@ fn bench_collector(n: u64) {
         output_dir: Some(dir.path().to_path_buf()),
         ..Config::default()
     });
-    let spans: Vec<triomphe::Arc<SpanRecord>> =
-        (0..1024).map(|i| triomphe::Arc::new(workload_span(i))).collect();
+    let spans: Vec<triomphe::Arc<SpanRecord>> = (0..1024)
+        .map(|i| triomphe::Arc::new(workload_span(i)))
+        .collect();
     let start = Instant::now();
     let mut sent = 0u64;
     let mut refused = 0u64;
@@ -100,7 +113,10 @@ fn bench_collector(n: u64) {
     let elapsed = start.elapsed();
     let written = collector.metrics().get("spans_written").unwrap_or(0);
     report("collector -> JSONL files (end to end)", written, elapsed);
-    println!("{:<40} {:>12} pushes refused while full (retried)", "", refused);
+    println!(
+        "{:<40} {:>12} pushes refused while full (retried)",
+        "", refused
+    );
 }
 
 fn main() {

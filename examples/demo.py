@@ -110,11 +110,15 @@ def main() -> None:
     for s in errors:
         print(f"  {s['name']}: {s['error']['type']}: {s['error']['message']}")
     slowest = max(traces, key=lambda t: t["duration_ms"])
-    print(f"\nslowest trace {slowest['trace_id']} ({slowest['operation']}): "
-          f"{slowest['duration_ms']:.2f} ms, {slowest['span_count']} spans")
+    print(
+        f"\nslowest trace {slowest['trace_id']} ({slowest['operation']}): "
+        f"{slowest['duration_ms']:.2f} ms, {slowest['span_count']} spans"
+    )
     m = tracer.metrics()
-    print(f"metrics: {m['spans_written']} written, {m['spans_dropped']} dropped, "
-          f"{m['errors']} errors, {m['write_errors']} write errors")
+    print(
+        f"metrics: {m['spans_written']} written, {m['spans_dropped']} dropped, "
+        f"{m['errors']} errors, {m['write_errors']} write errors"
+    )
 
 
 if __name__ == "__main__":

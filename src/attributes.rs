@@ -149,8 +149,14 @@ mod tests {
     #[test]
     fn non_finite_floats_become_strings() {
         assert_eq!(AttrValue::float(f64::NAN), AttrValue::Str("NaN".into()));
-        assert_eq!(AttrValue::float(f64::INFINITY), AttrValue::Str("Infinity".into()));
-        assert_eq!(AttrValue::float(f64::NEG_INFINITY), AttrValue::Str("-Infinity".into()));
+        assert_eq!(
+            AttrValue::float(f64::INFINITY),
+            AttrValue::Str("Infinity".into())
+        );
+        assert_eq!(
+            AttrValue::float(f64::NEG_INFINITY),
+            AttrValue::Str("-Infinity".into())
+        );
         assert_eq!(AttrValue::float(1.5), AttrValue::Float(1.5));
     }
 

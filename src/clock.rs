@@ -44,10 +44,7 @@ pub fn to_wall_ns(monotonic: u64) -> u64 {
 /// Re-reads the wall clock so that long-running processes follow NTP
 /// corrections. Called by the background thread, never on the hot path.
 pub fn resync() {
-    offset().store(
-        wall_ns() as i64 - monotonic_ns() as i64,
-        Ordering::Relaxed,
-    );
+    offset().store(wall_ns() as i64 - monotonic_ns() as i64, Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -58,7 +55,10 @@ mod tests {
     fn wall_time_tracks_the_system_clock() {
         let derived = to_wall_ns(monotonic_ns());
         let actual = wall_ns();
-        assert!(derived.abs_diff(actual) < 50_000_000, "{derived} vs {actual}");
+        assert!(
+            derived.abs_diff(actual) < 50_000_000,
+            "{derived} vs {actual}"
+        );
     }
 
     #[test]

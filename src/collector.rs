@@ -286,7 +286,11 @@ impl Pipeline {
         let deadline = Instant::now() + timeout;
         let mut stopped = self.stopped.lock();
         while !*stopped {
-            if self.stopped_cond.wait_until(&mut stopped, deadline).timed_out() {
+            if self
+                .stopped_cond
+                .wait_until(&mut stopped, deadline)
+                .timed_out()
+            {
                 return *stopped;
             }
         }
@@ -312,10 +316,9 @@ struct Writer {
 impl Writer {
     fn new(pipeline: Arc<Pipeline>, config: Config) -> Self {
         let file = |prefix: &str| {
-            config
-                .output_dir
-                .as_ref()
-                .map(|dir| RotatingFile::new(dir, prefix, &config.service_name, config.max_file_bytes))
+            config.output_dir.as_ref().map(|dir| {
+                RotatingFile::new(dir, prefix, &config.service_name, config.max_file_bytes)
+            })
         };
         Writer {
             spans_file: file("spans"),
@@ -398,13 +401,21 @@ impl Writer {
                 self.span_ends.push(self.span_bytes.len());
             }
         }
-        worker.attributes_dropped.fetch_add(attributes_dropped, Ordering::Relaxed);
-        worker.events_dropped.fetch_add(events_dropped, Ordering::Relaxed);
+        worker
+            .attributes_dropped
+            .fetch_add(attributes_dropped, Ordering::Relaxed);
+        worker
+            .events_dropped
+            .fetch_add(events_dropped, Ordering::Relaxed);
         if let Some(file) = self.spans_file.as_mut() {
             let outcome = file.append(&self.span_bytes, &self.span_ends);
             let lost = self.span_ends.len() - outcome.lines_written;
-            worker.spans_written.fetch_add(outcome.lines_written as u64, Ordering::Relaxed);
-            worker.dropped_write_error.fetch_add(lost as u64, Ordering::Relaxed);
+            worker
+                .spans_written
+                .fetch_add(outcome.lines_written as u64, Ordering::Relaxed);
+            worker
+                .dropped_write_error
+                .fetch_add(lost as u64, Ordering::Relaxed);
             note_file(&self.pipeline, file);
             if let Some(error) = outcome.error {
                 self.report_write_error("spans", &error);
@@ -412,7 +423,9 @@ impl Writer {
         }
         if let Some(file) = self.traces_file.as_mut() {
             let outcome = file.append(&self.trace_bytes, &self.trace_ends);
-            worker.traces_written.fetch_add(outcome.lines_written as u64, Ordering::Relaxed);
+            worker
+                .traces_written
+                .fetch_add(outcome.lines_written as u64, Ordering::Relaxed);
             note_file(&self.pipeline, file);
             if let Some(error) = outcome.error {
                 self.report_write_error("trace summaries", &error);
@@ -429,7 +442,11 @@ impl Writer {
             .worker
             .write_errors
             .fetch_add(1, Ordering::Relaxed);
-        if !self.pipeline.warned_write_error.swap(true, Ordering::Relaxed) {
+        if !self
+            .pipeline
+            .warned_write_error
+            .swap(true, Ordering::Relaxed)
+        {
             let dir = self
                 .config
                 .output_dir

@@ -111,11 +111,31 @@ impl ConfigOverrides {
             },
         };
         let mut int = |given: Option<i64>, name: &str, env_key: &str, default: u64, min: i64| {
-            resolve_number(given.map(|v| v as f64), name, &[env_key], default as f64, min as f64, env, &mut warnings)
-                .map(|v| v as u64)
+            resolve_number(
+                given.map(|v| v as f64),
+                name,
+                &[env_key],
+                default as f64,
+                min as f64,
+                env,
+                &mut warnings,
+            )
+            .map(|v| v as u64)
         };
-        let buffer_size = int(self.buffer_size, "buffer_size", "FERROTRACE_BUFFER_SIZE", d.buffer_size as u64, 1)? as usize;
-        let max_attributes = int(self.max_attributes, "max_attributes", "FERROTRACE_MAX_ATTRIBUTES", d.limits.max_attributes as u64, 0)? as usize;
+        let buffer_size = int(
+            self.buffer_size,
+            "buffer_size",
+            "FERROTRACE_BUFFER_SIZE",
+            d.buffer_size as u64,
+            1,
+        )? as usize;
+        let max_attributes = int(
+            self.max_attributes,
+            "max_attributes",
+            "FERROTRACE_MAX_ATTRIBUTES",
+            d.limits.max_attributes as u64,
+            0,
+        )? as usize;
         let max_attribute_length = int(
             self.max_attribute_length,
             "max_attribute_length",
@@ -123,7 +143,13 @@ impl ConfigOverrides {
             d.limits.max_attribute_length as u64,
             1,
         )? as usize;
-        let max_events = int(self.max_events, "max_events", "FERROTRACE_MAX_EVENTS", d.limits.max_events as u64, 0)? as usize;
+        let max_events = int(
+            self.max_events,
+            "max_events",
+            "FERROTRACE_MAX_EVENTS",
+            d.limits.max_events as u64,
+            0,
+        )? as usize;
         let flush_interval_ms = resolve_number(
             self.flush_interval_ms,
             "flush_interval_ms",
@@ -191,7 +217,9 @@ fn resolve_number(
 ) -> Result<f64, ConfigError> {
     if let Some(v) = given {
         if !v.is_finite() || v < min {
-            return Err(ConfigError(format!("{name} must be a number >= {min}, got {v}")));
+            return Err(ConfigError(format!(
+                "{name} must be a number >= {min}, got {v}"
+            )));
         }
         return Ok(v);
     }

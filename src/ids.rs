@@ -187,7 +187,10 @@ mod tests {
     fn hex_round_trip() {
         let t = TraceId(0x0af7651916cd43dd8448eb211c80319c);
         assert_eq!(t.to_hex().as_str(), "0af7651916cd43dd8448eb211c80319c");
-        assert_eq!(TraceId::from_hex("0af7651916cd43dd8448eb211c80319c"), Some(t));
+        assert_eq!(
+            TraceId::from_hex("0af7651916cd43dd8448eb211c80319c"),
+            Some(t)
+        );
         let s = SpanId(0xb7ad6b7169203331);
         assert_eq!(s.to_hex().as_str(), "b7ad6b7169203331");
         assert_eq!(SpanId::from_hex("b7ad6b7169203331"), Some(s));

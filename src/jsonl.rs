@@ -199,7 +199,10 @@ mod tests {
         r.set_attribute("f".into(), AttrValue::float(f64::NAN), &limits);
         r.set_attribute(
             "l".into(),
-            AttrValue::List(vec![AttrValue::Bool(true), AttrValue::Str("\u{fffd}".into())]),
+            AttrValue::List(vec![
+                AttrValue::Bool(true),
+                AttrValue::Str("\u{fffd}".into()),
+            ]),
             &limits,
         );
         r
@@ -231,7 +234,11 @@ mod tests {
         let mut r = record();
         let limits = Limits::default();
         r.name = "line\nbreak \"q\" back\\slash \u{1} tab\t".into();
-        r.set_attribute("k\"ey".into(), AttrValue::Str("\u{0}\u{7f}é😀".into()), &limits);
+        r.set_attribute(
+            "k\"ey".into(),
+            AttrValue::Str("\u{0}\u{7f}é😀".into()),
+            &limits,
+        );
         r.set_error(
             ErrorInfo {
                 error_type: "ValueError".into(),

@@ -42,7 +42,10 @@ pub struct MetricsSnapshot {
 
 impl MetricsSnapshot {
     pub fn get(&self, key: &str) -> Option<u64> {
-        self.entries.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+        self.entries
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
     }
 }
 

@@ -15,7 +15,11 @@ pub struct RatioSampler {
 
 impl RatioSampler {
     pub fn new(rate: f64) -> Self {
-        let rate = if rate.is_nan() { 1.0 } else { rate.clamp(0.0, 1.0) };
+        let rate = if rate.is_nan() {
+            1.0
+        } else {
+            rate.clamp(0.0, 1.0)
+        };
         RatioSampler {
             bound: (rate * (u64::MAX as f64)) as u64,
             always: rate >= 1.0,
@@ -37,7 +41,9 @@ mod tests {
         assert!(RatioSampler::new(1.0).should_sample(TraceId(u128::MAX)));
         assert!(!RatioSampler::new(0.0).should_sample(TraceId(1)));
         let s = RatioSampler::new(0.25);
-        let kept = (0..20_000).filter(|_| s.should_sample(TraceId::random())).count();
+        let kept = (0..20_000)
+            .filter(|_| s.should_sample(TraceId::random()))
+            .count();
         assert!((4_000..6_000).contains(&kept), "{kept}");
         // Deterministic: the same id always gets the same answer.
         let id = TraceId::random();

@@ -178,7 +178,12 @@ mod tests {
         assert!(names.iter().all(|n| n.starts_with("spans-api_v1-")));
         let total: usize = names
             .iter()
-            .map(|n| fs::read_to_string(dir.path().join(n)).unwrap().lines().count())
+            .map(|n| {
+                fs::read_to_string(dir.path().join(n))
+                    .unwrap()
+                    .lines()
+                    .count()
+            })
             .sum();
         assert_eq!(total, 12);
     }

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Optional, TypeVar, overload
+from typing import Any, Callable, TypeVar, overload
 
 from ferrotrace._core import TracedCall, _reset_current, _set_current
 
@@ -27,10 +27,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 def traced(name: F) -> F: ...
 @overload
 def traced(
-    name: Optional[str] = None,
+    name: str | None = None,
     *,
-    kind: Optional[str] = None,
-    tags: Optional[dict[str, Any]] = None,
+    kind: str | None = None,
+    tags: dict[str, Any] | None = None,
     tracer: Any = None,
 ) -> Callable[[F], F]: ...
 

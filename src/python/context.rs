@@ -30,8 +30,9 @@ pub fn get(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
     // SAFETY: `var` is a ContextVar; `value` receives a new reference or NULL.
     let rc = unsafe { ffi::PyContextVar_Get(var.as_ptr(), std::ptr::null_mut(), &mut value) };
     if rc < 0 {
-        return Err(PyErr::take(py)
-            .unwrap_or_else(|| PyRuntimeError::new_err("ContextVar.get failed")));
+        return Err(
+            PyErr::take(py).unwrap_or_else(|| PyRuntimeError::new_err("ContextVar.get failed"))
+        );
     }
     // SAFETY: `value` is a new reference or NULL.
     Ok(unsafe { Bound::from_owned_ptr_or_opt(py, value) })
@@ -52,8 +53,9 @@ pub fn reset(py: Python<'_>, token: &Bound<'_, PyAny>) -> PyResult<()> {
     // SAFETY: both are valid objects; Reset validates the token itself.
     let rc = unsafe { ffi::PyContextVar_Reset(var.as_ptr(), token.as_ptr()) };
     if rc < 0 {
-        return Err(PyErr::take(py)
-            .unwrap_or_else(|| PyRuntimeError::new_err("ContextVar.reset failed")));
+        return Err(
+            PyErr::take(py).unwrap_or_else(|| PyRuntimeError::new_err("ContextVar.reset failed"))
+        );
     }
     Ok(())
 }

@@ -105,7 +105,10 @@ pub fn exception(py: Python<'_>, exc: &Bound<'_, PyAny>) -> ErrorInfo {
 }
 
 fn qualified_type_name(t: &Bound<'_, PyType>) -> String {
-    let name = t.qualname().map(|n| text(&n).to_string()).unwrap_or_default();
+    let name = t
+        .qualname()
+        .map(|n| text(&n).to_string())
+        .unwrap_or_default();
     match t.module() {
         Ok(m) => {
             let m = text(&m);
@@ -141,7 +144,9 @@ pub fn error_argument(py: Python<'_>, error: &Bound<'_, PyAny>) -> ErrorInfo {
         return exception(py, error);
     }
     if let Ok(t) = error.cast::<PyType>() {
-        if t.is_subclass_of::<pyo3::exceptions::PyBaseException>().unwrap_or(false) {
+        if t.is_subclass_of::<pyo3::exceptions::PyBaseException>()
+            .unwrap_or(false)
+        {
             return ErrorInfo {
                 error_type: qualified_type_name(t),
                 message: String::new(),

@@ -90,7 +90,11 @@ impl SpanPy {
         let state = self.state.lock();
         match state.record.as_ref() {
             Some(record) => f(record.get()),
-            None => f(&SpanRecord::new(self.trace_id, self.parent_id, CompactString::default())),
+            None => f(&SpanRecord::new(
+                self.trace_id,
+                self.parent_id,
+                CompactString::default(),
+            )),
         }
     }
 
@@ -287,8 +291,12 @@ impl SpanPy {
     /// A copy of the span's attributes.
     #[getter]
     fn attributes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let pairs: Vec<(String, AttrValue)> =
-            self.read(|r| r.attributes.iter().map(|(k, v)| (k.to_owned(), v.clone())).collect());
+        let pairs: Vec<(String, AttrValue)> = self.read(|r| {
+            r.attributes
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.clone()))
+                .collect()
+        });
         let dict = PyDict::new(py);
         for (k, v) in pairs {
             dict.set_item(k, attr_to_py(py, &v)?)?;
@@ -359,12 +367,14 @@ impl SpanPy {
             attributes: Default::default(),
         };
         let mut add = |k: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>| {
-            event.attributes.set(convert::key(k), convert::value(v), &limits);
+            event
+                .attributes
+                .set(convert::key(k), convert::value(v), &limits);
         };
         if let Some(attrs) = attributes.filter(|a| !a.is_none()) {
-            let items = attrs.call_method0("items").map_err(|_| {
-                PyTypeError::new_err("event attributes must be a mapping")
-            })?;
+            let items = attrs
+                .call_method0("items")
+                .map_err(|_| PyTypeError::new_err("event attributes must be a mapping"))?;
             for item in items.try_iter()? {
                 let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
                 add(&k, &v);
@@ -393,7 +403,11 @@ impl SpanPy {
 
     /// `set_status(200)`, `set_status("error")`, `set_status("ok")`.
     #[pyo3(signature = (status, description=None))]
-    fn set_status(&self, status: &Bound<'_, PyAny>, description: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+    fn set_status(
+        &self,
+        status: &Bound<'_, PyAny>,
+        description: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
         let limits = self.tracer.get().limits();
         let description = description.filter(|d| !d.is_none()).map(convert::display);
         if status.cast::<pyo3::types::PyBool>().is_err() {
@@ -411,14 +425,16 @@ impl SpanPy {
         // Strings, and enums like OpenTelemetry's StatusCode (by name).
         let text = match status.cast::<PyString>() {
             Ok(s) => convert::text(s),
-            Err(_) => match status.getattr("name").ok().and_then(|n| n.cast::<PyString>().ok().map(convert::text)) {
+            Err(_) => match status
+                .getattr("name")
+                .ok()
+                .and_then(|n| n.cast::<PyString>().ok().map(convert::text))
+            {
                 Some(name) => name,
-                None => {
-                    return Err(PyTypeError::new_err(format!(
-                        "set_status() takes an int status code or \"ok\"/\"error\"/\"unset\", not {}",
-                        convert::display(&status.get_type().into_any())
-                    )))
-                }
+                None => return Err(PyTypeError::new_err(format!(
+                    "set_status() takes an int status code or \"ok\"/\"error\"/\"unset\", not {}",
+                    convert::display(&status.get_type().into_any())
+                ))),
             },
         };
         let parsed = match text.to_ascii_lowercase().as_str() {
@@ -443,7 +459,12 @@ impl SpanPy {
     /// Records an exception (type, message, stack) or an error message, and
     /// marks the span failed.
     #[pyo3(signature = (error, stack=None))]
-    fn set_error(&self, py: Python<'_>, error: &Bound<'_, PyAny>, stack: Option<&Bound<'_, PyAny>>) {
+    fn set_error(
+        &self,
+        py: Python<'_>,
+        error: &Bound<'_, PyAny>,
+        stack: Option<&Bound<'_, PyAny>>,
+    ) {
         let mut info = convert::error_argument(py, error);
         if let Some(stack) = stack.filter(|s| !s.is_none()) {
             info.stack = Some(convert::display(stack).to_string());
@@ -511,9 +532,16 @@ impl SpanPy {
             (out, r.is_finished())
         });
         let loads = JSON_LOADS
-            .get_or_try_init(py, || py.import("json").and_then(|m| m.getattr("loads")).map(Bound::unbind))?
+            .get_or_try_init(py, || {
+                py.import("json")
+                    .and_then(|m| m.getattr("loads"))
+                    .map(Bound::unbind)
+            })?
             .bind(py);
-        let dict = loads.call1((PyString::new(py, std::str::from_utf8(&line).unwrap_or("{}")),))?;
+        let dict = loads.call1((PyString::new(
+            py,
+            std::str::from_utf8(&line).unwrap_or("{}"),
+        ),))?;
         if !finished {
             dict.set_item("end_ns", py.None())?;
             dict.set_item("duration_ms", py.None())?;
@@ -617,7 +645,11 @@ pub fn parse_kind(kind: Option<&Bound<'_, PyAny>>) -> PyResult<SpanKind> {
     let text = match kind.cast::<PyString>() {
         Ok(s) => convert::text(s),
         // Enums such as OpenTelemetry's SpanKind.SERVER, by name.
-        Err(_) => match kind.getattr("name").ok().and_then(|n| n.cast::<PyString>().ok().map(convert::text)) {
+        Err(_) => match kind
+            .getattr("name")
+            .ok()
+            .and_then(|n| n.cast::<PyString>().ok().map(convert::text))
+        {
             Some(name) => name,
             None => {
                 return Err(PyTypeError::new_err(

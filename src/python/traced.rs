@@ -32,7 +32,14 @@ impl TracedCallPy {
             Some(t) => t.bind(py).clone(),
             None => global_tracer(py)?,
         };
-        TracerPy::start(&tracer, self.name.clone(), self.kind, None, &self.tags, None)
+        TracerPy::start(
+            &tracer,
+            self.name.clone(),
+            self.kind,
+            None,
+            &self.tags,
+            None,
+        )
     }
 }
 

@@ -38,9 +38,9 @@ impl<'a, 'py> FromPyObject<'a, 'py> for OutputDirArg {
             .import("os")?
             .call_method1("fspath", (obj,))
             .map_err(|_| PyTypeError::new_err("output_dir must be a str, a path, or None"))?;
-        let text: String = path
-            .extract()
-            .map_err(|_| PyTypeError::new_err("output_dir must be a str path (bytes paths are not supported)"))?;
+        let text: String = path.extract().map_err(|_| {
+            PyTypeError::new_err("output_dir must be a str path (bytes paths are not supported)")
+        })?;
         Ok(OutputDirArg(OutputDir::Path(PathBuf::from(text))))
     }
 }
@@ -63,7 +63,11 @@ pub fn log_warning(py: Python<'_>, message: &str) {
     });
     match logger {
         Ok(logger) => {
-            if logger.bind(py).call_method1("warning", ("%s", message)).is_err() {
+            if logger
+                .bind(py)
+                .call_method1("warning", ("%s", message))
+                .is_err()
+            {
                 let _ = PyErr::take(py);
             }
         }
@@ -128,13 +132,10 @@ impl TracerPy {
         let inherited = match explicit {
             Some(p) => Some(parent_of(p)?),
             None => match context::get(py)? {
-                Some(current) => current
-                    .cast::<SpanPy>()
-                    .ok()
-                    .map(|s| {
-                        let s = s.get();
-                        (s.trace_id, s.span_id, s.sampled, false)
-                    }),
+                Some(current) => current.cast::<SpanPy>().ok().map(|s| {
+                    let s = s.get();
+                    (s.trace_id, s.span_id, s.sampled, false)
+                }),
                 None => None,
             },
         };
@@ -165,7 +166,9 @@ impl TracerPy {
             })?;
             for item in items.try_iter()? {
                 let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
-                record.attributes.set(convert::key(&k), convert::value(&v), &limits);
+                record
+                    .attributes
+                    .set(convert::key(&k), convert::value(&v), &limits);
             }
         }
         let mono = clock::monotonic_ns();
@@ -297,7 +300,10 @@ impl TracerPy {
         d.set_item("max_attributes", c.limits.max_attributes)?;
         d.set_item("max_attribute_length", c.limits.max_attribute_length)?;
         d.set_item("max_events", c.limits.max_events)?;
-        d.set_item("max_file_size_mb", c.max_file_bytes as f64 / (1024.0 * 1024.0))?;
+        d.set_item(
+            "max_file_size_mb",
+            c.max_file_bytes as f64 / (1024.0 * 1024.0),
+        )?;
         Ok(d)
     }
 
