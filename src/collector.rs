@@ -22,10 +22,10 @@ use crate::buffer::{FinishedSpan, SpanBuffer};
 use crate::clock;
 use crate::config::Config;
 use crate::jsonl;
+use crate::live::LiveAnalysis;
 use crate::metrics::{Counters, MetricsSnapshot};
 use crate::pool::RecordPool;
 use crate::span::Status;
-use crate::trace_summary::TraceTally;
 use crate::writer::RotatingFile;
 
 /// Spans serialised per write call: bounds the writer's memory.
@@ -49,6 +49,8 @@ pub struct Pipeline {
     buffer: SpanBuffer,
     /// Written records, ready to be reused by new spans.
     pub pool: RecordPool,
+    /// Latency sketches, service graph and recent traces, kept by the writer.
+    analysis: Mutex<LiveAnalysis>,
     pub counters: Counters,
     worker: OnceLock<Thread>,
     flush_requested: AtomicU64,
@@ -146,6 +148,12 @@ impl Collector {
         self.pipeline().has_warnings.load(Ordering::Relaxed)
     }
 
+    /// Runs `f` on the in-process analysis. Call `flush` first for it to
+    /// reflect every span finished so far.
+    pub fn with_analysis<R>(&self, f: impl FnOnce(&LiveAnalysis) -> R) -> R {
+        f(&self.pipeline().analysis.lock())
+    }
+
     /// Files this tracer has written to, in the order they were opened.
     pub fn files(&self) -> Vec<PathBuf> {
         self.pipeline().files.lock().clone()
@@ -182,6 +190,7 @@ impl Pipeline {
         let pipeline = Arc::new(Pipeline {
             buffer: SpanBuffer::new(config.buffer_size),
             pool: RecordPool::new(RECYCLED_RECORDS),
+            analysis: Mutex::new(LiveAnalysis::new(&config.service_name, config.live)),
             counters: Counters::default(),
             worker: OnceLock::new(),
             flush_requested: AtomicU64::new(0),
@@ -309,7 +318,6 @@ struct Writer {
     span_ends: Vec<usize>,
     trace_bytes: Vec<u8>,
     trace_ends: Vec<usize>,
-    tally: TraceTally,
     last_resync: Instant,
 }
 
@@ -329,7 +337,6 @@ impl Writer {
             span_ends: Vec::with_capacity(BATCH),
             trace_bytes: Vec::with_capacity(1 << 16),
             trace_ends: Vec::new(),
-            tally: TraceTally::default(),
             last_resync: Instant::now(),
             config,
         }
@@ -389,10 +396,11 @@ impl Writer {
         self.trace_ends.clear();
         let mut attributes_dropped = 0u64;
         let mut events_dropped = 0u64;
+        let mut live = self.pipeline.analysis.lock();
         for span in &self.batch {
             attributes_dropped += u64::from(span.attributes.dropped);
             events_dropped += u64::from(span.dropped_events);
-            if let Some(summary) = self.tally.observe(span, service) {
+            if let Some(summary) = live.observe(span, &self.pipeline.pool) {
                 jsonl::write_trace_summary(&mut self.trace_bytes, &summary);
                 self.trace_ends.push(self.trace_bytes.len());
             }

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use crate::attributes::Limits;
+use crate::live::LiveLimits;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -17,6 +18,7 @@ pub struct Config {
     pub sample_rate: f64,
     pub limits: Limits,
     pub max_file_bytes: u64,
+    pub live: LiveLimits,
 }
 
 pub const DEFAULT_SERVICE: &str = "unknown_service";
@@ -34,6 +36,7 @@ impl Default for Config {
             sample_rate: 1.0,
             limits: Limits::default(),
             max_file_bytes: DEFAULT_MAX_FILE_MB * 1024 * 1024,
+            live: LiveLimits::default(),
         }
     }
 }
@@ -60,6 +63,7 @@ pub struct ConfigOverrides {
     pub max_attribute_length: Option<i64>,
     pub max_events: Option<i64>,
     pub max_file_size_mb: Option<f64>,
+    pub max_recent_traces: Option<i64>,
 }
 
 /// A keyword argument with a value no tracer can use.
@@ -143,6 +147,13 @@ impl ConfigOverrides {
             d.limits.max_attribute_length as u64,
             1,
         )? as usize;
+        let max_recent_traces = int(
+            self.max_recent_traces,
+            "max_recent_traces",
+            "FERROTRACE_MAX_RECENT_TRACES",
+            d.live.max_recent_traces as u64,
+            0,
+        )? as usize;
         let max_events = int(
             self.max_events,
             "max_events",
@@ -200,6 +211,10 @@ impl ConfigOverrides {
                     max_events,
                 },
                 max_file_bytes: (max_file_mb * 1024.0 * 1024.0) as u64,
+                live: LiveLimits {
+                    max_recent_traces,
+                    ..d.live
+                },
             },
             warnings,
         ))

@@ -11,6 +11,7 @@ pub mod collector;
 pub mod config;
 pub mod ids;
 pub mod jsonl;
+pub mod live;
 pub mod metrics;
 pub mod pool;
 pub mod sampling;

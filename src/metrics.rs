@@ -26,6 +26,8 @@ pub struct WorkerCounters {
     pub attributes_dropped: AtomicU64,
     pub events_dropped: AtomicU64,
     pub files_opened: AtomicU64,
+    /// Completed traces dropped from the in-process store (oldest first).
+    pub traces_evicted: AtomicU64,
 }
 
 #[derive(Default)]
@@ -84,6 +86,7 @@ impl Counters {
                 ("attributes_dropped", w.attributes_dropped.load(Relaxed)),
                 ("events_dropped", w.events_dropped.load(Relaxed)),
                 ("files_opened", w.files_opened.load(Relaxed)),
+                ("traces_evicted", w.traces_evicted.load(Relaxed)),
             ],
         }
     }

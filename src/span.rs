@@ -123,6 +123,9 @@ pub struct SpanRecord {
     pub sampled: bool,
     /// Set by `finish(duration_ms=...)`: replaces the measured duration.
     pub duration_override_ns: Option<u64>,
+    /// The parent's service, when the parent is a span of another tracer
+    /// (service) in this process: an edge of the service graph.
+    pub parent_service: Option<CompactString>,
 }
 
 impl SpanRecord {
@@ -145,6 +148,7 @@ impl SpanRecord {
             remote_parent: false,
             sampled: true,
             duration_override_ns: None,
+            parent_service: None,
         }
     }
 

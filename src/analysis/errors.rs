@@ -175,7 +175,7 @@ fn closing_quote(chars: &[char], open: usize) -> Option<usize> {
 
 /// Whether no word character is at `index` (the end of the text counts).
 fn at_word_boundary(chars: &[char], index: usize) -> bool {
-    chars.get(index).map_or(true, |&c| !is_word(c))
+    chars.get(index).is_none_or(|&c| !is_word(c))
 }
 
 /// 8-4-4-4-12 hex digits with dashes, ending at a word boundary.

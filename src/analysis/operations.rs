@@ -208,8 +208,8 @@ pub fn latency_stats(
 ) -> LatencyStats {
     let mut durations: Vec<f64> = rows
         .iter()
-        .filter(|r| operation.map_or(true, |op| r.name == op))
-        .filter(|r| service.map_or(true, |svc| r.service == svc))
+        .filter(|r| operation.is_none_or(|op| r.name == op))
+        .filter(|r| service.is_none_or(|svc| r.service == svc))
         .map(|r| r.duration_ms)
         .collect();
     LatencyStats::from_values(&mut durations)

@@ -158,9 +158,9 @@ impl StatsOnly {
         let matching = self
             .by_service
             .iter()
-            .filter(|(svc, _)| service.map_or(true, |s| *svc == s))
+            .filter(|(svc, _)| service.is_none_or(|s| *svc == s))
             .flat_map(|(_, ops)| ops.iter())
-            .filter(|(op, _)| operation.map_or(true, |o| *op == o))
+            .filter(|(op, _)| operation.is_none_or(|o| *op == o))
             .map(|(_, tally)| tally);
         match self.precision {
             Precision::Exact => {

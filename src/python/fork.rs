@@ -32,7 +32,7 @@ pub fn register(collector: &Arc<Collector>) {
     registry.push(Arc::downgrade(collector));
 }
 
-fn live_collectors() -> Vec<Arc<Collector>> {
+pub fn live_collectors() -> Vec<Arc<Collector>> {
     REGISTRY.lock().iter().filter_map(Weak::upgrade).collect()
 }
 

@@ -6,6 +6,7 @@ mod fork;
 mod span;
 mod traced;
 mod tracer;
+mod values;
 
 use pyo3::prelude::*;
 

@@ -431,10 +431,12 @@ impl SpanPy {
                 .and_then(|n| n.cast::<PyString>().ok().map(convert::text))
             {
                 Some(name) => name,
-                None => return Err(PyTypeError::new_err(format!(
+                None => {
+                    return Err(PyTypeError::new_err(format!(
                     "set_status() takes an int status code or \"ok\"/\"error\"/\"unset\", not {}",
                     convert::display(&status.get_type().into_any())
-                ))),
+                )))
+                }
             },
         };
         let parsed = match text.to_ascii_lowercase().as_str() {

@@ -10,11 +10,13 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
 
+use crate::analysis::{DependencyEdge, SpanRow, TraceSet};
 use crate::attributes::{AttrValue, Limits};
 use crate::clock;
 use crate::collector::Collector;
 use crate::config::{ConfigOverrides, OutputDir, ProcessEnv};
-use crate::ids::TraceId;
+use crate::ids::{SpanId, TraceId};
+use crate::live::LiveAnalysis;
 use crate::sampling::RatioSampler;
 use crate::span::SpanKind;
 
@@ -22,6 +24,7 @@ use super::context;
 use super::convert;
 use super::fork;
 use super::span::{parse_kind, SpanContextPy, SpanPy};
+use super::values;
 
 /// `output_dir=`: absent (environment/default), None (no files), or a path.
 pub struct OutputDirArg(OutputDir);
@@ -130,22 +133,23 @@ impl TracerPy {
         let me = slf.get();
         let explicit = parent.filter(|p| !p.is_none());
         let inherited = match explicit {
-            Some(p) => Some(parent_of(p)?),
+            Some(p) => Some(parent_of(me, p)?),
             None => match context::get(py)? {
-                Some(current) => current.cast::<SpanPy>().ok().map(|s| {
-                    let s = s.get();
-                    (s.trace_id, s.span_id, s.sampled, false)
-                }),
+                Some(current) => current
+                    .cast::<SpanPy>()
+                    .ok()
+                    .map(|s| span_parent(me, s.get())),
                 None => None,
             },
         };
         let pool = &me.collector.pipeline().pool;
         let mut record = match inherited {
-            Some((trace_id, parent_id, sampled, remote)) => {
-                let mut r = pool.record(trace_id, Some(parent_id), name);
-                r.sampled = sampled;
-                r.remote_parent = remote;
-                r.is_local_root = remote;
+            Some(parent) => {
+                let mut r = pool.record(parent.trace_id, Some(parent.span_id), name);
+                r.sampled = parent.sampled;
+                r.remote_parent = parent.remote;
+                r.is_local_root = parent.remote;
+                r.parent_service = parent.service;
                 r
             }
             None => {
@@ -179,15 +183,82 @@ impl TracerPy {
     }
 }
 
-/// (trace id, parent span id, sampled, remote) of an explicit parent.
-fn parent_of(parent: &Bound<'_, PyAny>) -> PyResult<(TraceId, crate::ids::SpanId, bool, bool)> {
+impl TracerPy {
+    /// Queries reflect every span finished before they were asked.
+    fn flush_for_query(&self, py: Python<'_>) {
+        let collector = Arc::clone(&self.collector);
+        py.detach(move || collector.flush(QUERY_FLUSH_TIMEOUT));
+    }
+
+    /// Flushes, then runs `f` on the in-process analysis without the GIL.
+    fn query<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&LiveAnalysis) -> R + Send) -> R {
+        self.flush_for_query(py);
+        let collector = &self.collector;
+        py.detach(|| collector.with_analysis(f))
+    }
+}
+
+const QUERY_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn trace_dict(py: Python<'_>, rows: Vec<SpanRow>) -> PyResult<Bound<'_, PyAny>> {
+    let traces = TraceSet::new(rows);
+    let dict = match traces.iter().next() {
+        Some(view) => values::to_py(py, &view)?,
+        None => py.None().into_bound(py),
+    };
+    Ok(dict)
+}
+
+fn trace_list(py: Python<'_>, traces: Vec<Vec<SpanRow>>) -> PyResult<Bound<'_, PyList>> {
+    let list = PyList::empty(py);
+    for rows in traces {
+        list.append(trace_dict(py, rows)?)?;
+    }
+    Ok(list)
+}
+
+/// What a new span takes from its parent.
+struct Parent {
+    trace_id: TraceId,
+    span_id: SpanId,
+    sampled: bool,
+    remote: bool,
+    /// Set when the parent belongs to another service traced in this process.
+    service: Option<CompactString>,
+}
+
+#[inline]
+fn span_parent(me: &TracerPy, parent: &SpanPy) -> Parent {
+    let parent_tracer = parent.tracer.get();
+    let service = if std::ptr::eq(parent_tracer, me) {
+        None
+    } else {
+        let theirs = &parent_tracer.collector.config.service_name;
+        (*theirs != me.collector.config.service_name).then(|| CompactString::from(theirs.as_str()))
+    };
+    Parent {
+        trace_id: parent.trace_id,
+        span_id: parent.span_id,
+        sampled: parent.sampled,
+        remote: false,
+        service,
+    }
+}
+
+/// The parent given as `parent=`: a Span or a SpanContext.
+fn parent_of(me: &TracerPy, parent: &Bound<'_, PyAny>) -> PyResult<Parent> {
     if let Ok(span) = parent.cast::<SpanPy>() {
-        let s = span.get();
-        return Ok((s.trace_id, s.span_id, s.sampled, false));
+        return Ok(span_parent(me, span.get()));
     }
     if let Ok(ctx) = parent.cast::<SpanContextPy>() {
         let c = ctx.get();
-        return Ok((c.trace_id, c.span_id, c.sampled, c.remote));
+        return Ok(Parent {
+            trace_id: c.trace_id,
+            span_id: c.span_id,
+            sampled: c.sampled,
+            remote: c.remote,
+            service: None,
+        });
     }
     Err(PyTypeError::new_err(format!(
         "parent must be a Span, a SpanContext or None, not {}",
@@ -209,6 +280,7 @@ impl TracerPy {
         max_attribute_length=None,
         max_events=None,
         max_file_size_mb=None,
+        max_recent_traces=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -222,6 +294,7 @@ impl TracerPy {
         max_attribute_length: Option<i64>,
         max_events: Option<i64>,
         max_file_size_mb: Option<f64>,
+        max_recent_traces: Option<i64>,
     ) -> PyResult<Self> {
         let service_name = match service_name.filter(|s| !s.is_none()) {
             None => None,
@@ -241,6 +314,7 @@ impl TracerPy {
             max_attribute_length,
             max_events,
             max_file_size_mb,
+            max_recent_traces,
         };
         let (config, warnings) = overrides
             .resolve(&ProcessEnv)
@@ -304,6 +378,7 @@ impl TracerPy {
             "max_file_size_mb",
             c.max_file_bytes as f64 / (1024.0 * 1024.0),
         )?;
+        d.set_item("max_recent_traces", c.live.max_recent_traces)?;
         Ok(d)
     }
 
@@ -348,6 +423,83 @@ impl TracerPy {
             dict.set_item(key, value)?;
         }
         Ok(dict)
+    }
+
+    /// A finished trace kept in memory (its spans in this process), or None.
+    /// Like every query, it first waits for buffered spans to be processed.
+    fn get_trace<'py>(
+        &self,
+        py: Python<'py>,
+        trace_id: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let Some(id) = TraceId::from_hex(trace_id) else {
+            return Ok(None);
+        };
+        let rows = self.query(py, |live| live.trace_rows(id));
+        rows.map(|rows| trace_dict(py, rows)).transpose()
+    }
+
+    /// count, min, max, avg, p50, p95, p99 (ms) over every span finished
+    /// since start (a quantile sketch: percentiles within 1%).
+    #[pyo3(signature = (operation=None, service=None))]
+    fn latency_stats<'py>(
+        &self,
+        py: Python<'py>,
+        operation: Option<&str>,
+        service: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let stats = self.query(py, |live| live.latency_stats(operation, service));
+        values::to_py(py, &stats)
+    }
+
+    /// Recent failed traces, most recent first.
+    #[pyo3(signature = (limit=None))]
+    fn error_traces<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let traces = self.query(py, |live| live.error_trace_rows(limit));
+        trace_list(py, traces)
+    }
+
+    /// Recent traces that took at least `threshold_ms`, most recent first.
+    fn slow_traces<'py>(&self, py: Python<'py>, threshold_ms: f64) -> PyResult<Bound<'py, PyList>> {
+        if !threshold_ms.is_finite() || threshold_ms < 0.0 {
+            return Err(PyValueError::new_err(format!(
+                "threshold_ms must be a finite number >= 0, got {threshold_ms}"
+            )));
+        }
+        let traces = self.query(py, |live| live.slow_trace_rows(threshold_ms));
+        trace_list(py, traces)
+    }
+
+    /// Caller -> callee service edges with call counts, over every tracer in
+    /// this process: from spans whose parent belongs to another service, and
+    /// client spans naming their callee in `peer.service`.
+    fn service_dependencies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let collectors = fork::live_collectors();
+        let merged = py.detach(|| {
+            for c in &collectors {
+                c.flush(QUERY_FLUSH_TIMEOUT);
+            }
+            let mut edges: std::collections::BTreeMap<(CompactString, CompactString), u64> =
+                std::collections::BTreeMap::new();
+            for c in &collectors {
+                for e in c.with_analysis(|live| live.service_dependencies()) {
+                    *edges.entry((e.caller, e.callee)).or_default() += e.calls;
+                }
+            }
+            edges
+                .into_iter()
+                .map(|((caller, callee), calls)| DependencyEdge {
+                    caller,
+                    callee,
+                    calls,
+                })
+                .collect::<Vec<_>>()
+        });
+        values::to_py(py, &merged)
     }
 
     /// A decorator that traces calls of the function it wraps:

@@ -1,0 +1,466 @@
+//! In-process analysis, kept by the writer thread as it drains spans: per
+//! operation latency sketches (bounded memory whatever the span count, at
+//! most 1% relative error), the service graph, and bounded stores of recent
+//! and recent failed traces. It also decides when a trace is complete (its
+//! local root finished) and produces the trace summary written to
+//! `traces*.jsonl`. Traced code pays nothing for any of this.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+
+use compact_str::CompactString;
+
+use crate::analysis::{DependencyEdge, LatencyStats, QuantileSketch, SpanRow};
+use crate::attributes::AttrValue;
+use crate::buffer::FinishedSpan;
+use crate::ids::TraceId;
+use crate::pool::RecordPool;
+use crate::span::{SpanKind, Status};
+use crate::trace_summary::TraceSummary;
+
+/// Bounds of the trace stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveLimits {
+    /// Completed traces kept for `get_trace`/`slow_traces` (and, separately,
+    /// failed ones for `error_traces`).
+    pub max_recent_traces: usize,
+    /// Spans kept per trace; more are counted but not kept.
+    pub max_spans_per_trace: usize,
+    /// Traces whose root has not finished yet; the oldest are evicted.
+    pub max_open_traces: usize,
+}
+
+impl Default for LiveLimits {
+    fn default() -> Self {
+        LiveLimits {
+            max_recent_traces: 1000,
+            max_spans_per_trace: 1000,
+            max_open_traces: 100_000,
+        }
+    }
+}
+
+#[derive(Default)]
+struct OpenTrace {
+    spans: Vec<FinishedSpan>,
+    span_count: u64,
+    error_count: u64,
+}
+
+struct ClosedTrace {
+    spans: Vec<FinishedSpan>,
+    summary: TraceSummary,
+}
+
+#[derive(Default)]
+struct OperationSketch {
+    durations: QuantileSketch,
+    errors: u64,
+}
+
+/// Counters about what the stores had to let go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveCounters {
+    pub traces_evicted: u64,
+    pub open_traces_evicted: u64,
+    pub spans_not_kept: u64,
+}
+
+pub struct LiveAnalysis {
+    service: CompactString,
+    limits: LiveLimits,
+    operations: HashMap<CompactString, OperationSketch>,
+    edges: BTreeMap<(CompactString, CompactString), u64>,
+    open: HashMap<TraceId, OpenTrace>,
+    open_order: VecDeque<TraceId>,
+    recent: VecDeque<ClosedTrace>,
+    recent_errors: VecDeque<ClosedTrace>,
+    /// Traces completed lately: a straggler span (finished after its root,
+    /// e.g. by a fire-and-forget task) must not open a trace that would
+    /// never complete.
+    closed: HashSet<TraceId>,
+    closed_order: VecDeque<TraceId>,
+    pub counters: LiveCounters,
+}
+
+impl LiveAnalysis {
+    pub fn new(service: &str, limits: LiveLimits) -> Self {
+        LiveAnalysis {
+            service: service.into(),
+            limits,
+            operations: HashMap::new(),
+            edges: BTreeMap::new(),
+            open: HashMap::new(),
+            open_order: VecDeque::new(),
+            recent: VecDeque::new(),
+            recent_errors: VecDeque::new(),
+            closed: HashSet::new(),
+            closed_order: VecDeque::new(),
+            counters: LiveCounters::default(),
+        }
+    }
+
+    /// Takes in one finished span. Returns the trace summary when the span
+    /// is its trace's local root. Evicted spans go back to `pool`.
+    pub fn observe(&mut self, span: &FinishedSpan, pool: &RecordPool) -> Option<TraceSummary> {
+        let is_error = span.status == Status::Error;
+        let op = match self.operations.get_mut(span.name.as_str()) {
+            Some(op) => op,
+            None => self.operations.entry(span.name.clone()).or_default(),
+        };
+        op.durations.add(span.duration_ms());
+        op.errors += u64::from(is_error);
+        self.count_edges(span);
+
+        if span.is_local_root {
+            let open = self.open.remove(&span.trace_id).unwrap_or_default();
+            let error_count = open.error_count + u64::from(is_error);
+            let summary = TraceSummary {
+                trace_id: span.trace_id,
+                root_span_id: span.span_id,
+                service: self.service.clone(),
+                operation: span.name.clone(),
+                start_ns: span.start_ns,
+                duration_ms: span.duration_ms(),
+                span_count: open.span_count + 1,
+                error_count,
+                status: if error_count > 0 { "error" } else { "ok" },
+            };
+            let mut spans = open.spans;
+            spans.push(span.clone());
+            self.remember_closed(span.trace_id);
+            let closed = ClosedTrace {
+                spans,
+                summary: summary.clone(),
+            };
+            if error_count > 0 {
+                let copy = ClosedTrace {
+                    spans: closed.spans.clone(),
+                    summary: closed.summary.clone(),
+                };
+                push_bounded(
+                    &mut self.recent_errors,
+                    copy,
+                    self.limits.max_recent_traces,
+                    pool,
+                    &mut self.counters,
+                );
+            }
+            push_bounded(
+                &mut self.recent,
+                closed,
+                self.limits.max_recent_traces,
+                pool,
+                &mut self.counters,
+            );
+            return Some(summary);
+        }
+
+        if self.closed.contains(&span.trace_id) {
+            // A straggler: attach it to the completed trace if still kept.
+            if let Some(t) = self
+                .recent
+                .iter_mut()
+                .rev()
+                .find(|t| t.summary.trace_id == span.trace_id)
+            {
+                if t.spans.len() < self.limits.max_spans_per_trace {
+                    t.spans.push(span.clone());
+                }
+            }
+            return None;
+        }
+        let max_spans = self.limits.max_spans_per_trace;
+        let trace = match self.open.get_mut(&span.trace_id) {
+            Some(t) => t,
+            None => {
+                self.open_order.push_back(span.trace_id);
+                self.open.entry(span.trace_id).or_default()
+            }
+        };
+        trace.span_count += 1;
+        trace.error_count += u64::from(is_error);
+        if trace.spans.len() < max_spans {
+            trace.spans.push(span.clone());
+        } else {
+            self.counters.spans_not_kept += 1;
+        }
+        self.evict_open(pool);
+        None
+    }
+
+    fn count_edges(&mut self, span: &FinishedSpan) {
+        if let Some(parent_service) = &span.parent_service {
+            if *parent_service != self.service {
+                *self
+                    .edges
+                    .entry((parent_service.clone(), self.service.clone()))
+                    .or_default() += 1;
+            }
+        }
+        // An outgoing call names its callee in `peer.service`
+        // (OpenTelemetry convention) when the callee is not traced here.
+        if matches!(span.kind, SpanKind::Client | SpanKind::Producer) {
+            if let Some(AttrValue::Str(peer)) = span.attributes.get("peer.service") {
+                if *peer != self.service {
+                    *self
+                        .edges
+                        .entry((self.service.clone(), peer.clone()))
+                        .or_default() += 1;
+                }
+            }
+        }
+    }
+
+    fn remember_closed(&mut self, trace_id: TraceId) {
+        if !self.closed.insert(trace_id) {
+            return;
+        }
+        self.closed_order.push_back(trace_id);
+        let keep = self.limits.max_recent_traces.max(4096);
+        while self.closed_order.len() > keep {
+            if let Some(oldest) = self.closed_order.pop_front() {
+                self.closed.remove(&oldest);
+            }
+        }
+    }
+
+    fn evict_open(&mut self, pool: &RecordPool) {
+        while self.open.len() > self.limits.max_open_traces {
+            let Some(oldest) = self.open_order.pop_front() else {
+                break;
+            };
+            if let Some(trace) = self.open.remove(&oldest) {
+                self.counters.open_traces_evicted += 1;
+                for span in trace.spans {
+                    pool.recycle(span);
+                }
+            }
+        }
+        // Ids of traces that completed stay in the order queue; prune them
+        // before it outgrows the map by much.
+        if self.open_order.len() > 2 * self.open.len() + 1024 {
+            let open = &self.open;
+            self.open_order.retain(|id| open.contains_key(id));
+        }
+    }
+
+    /// Latency over every span finished so far, optionally one operation's.
+    pub fn latency_stats(&self, operation: Option<&str>, service: Option<&str>) -> LatencyStats {
+        if service.is_some_and(|s| s != self.service) {
+            return LatencyStats::default();
+        }
+        let mut merged = QuantileSketch::new();
+        for (name, op) in &self.operations {
+            if operation.is_none_or(|o| o == name) {
+                let _ = merged.merge(&op.durations);
+            }
+        }
+        merged.stats()
+    }
+
+    /// (operation, count, errors) for every operation seen.
+    pub fn operation_counts(&self) -> Vec<(CompactString, u64, u64)> {
+        let mut out: Vec<_> = self
+            .operations
+            .iter()
+            .map(|(name, op)| (name.clone(), op.durations.count(), op.errors))
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub fn service_dependencies(&self) -> Vec<DependencyEdge> {
+        self.edges
+            .iter()
+            .map(|((caller, callee), calls)| DependencyEdge {
+                caller: caller.clone(),
+                callee: callee.clone(),
+                calls: *calls,
+            })
+            .collect()
+    }
+
+    /// The spans of a kept trace (completed, or still open).
+    pub fn trace_rows(&self, trace_id: TraceId) -> Option<Vec<SpanRow>> {
+        if let Some(t) = self
+            .recent
+            .iter()
+            .rev()
+            .find(|t| t.summary.trace_id == trace_id)
+        {
+            return Some(self.rows(&t.spans));
+        }
+        if let Some(t) = self
+            .recent_errors
+            .iter()
+            .rev()
+            .find(|t| t.summary.trace_id == trace_id)
+        {
+            return Some(self.rows(&t.spans));
+        }
+        self.open.get(&trace_id).map(|t| self.rows(&t.spans))
+    }
+
+    /// Spans of failed traces, most recent first.
+    pub fn error_trace_rows(&self, limit: Option<usize>) -> Vec<Vec<SpanRow>> {
+        self.recent_errors
+            .iter()
+            .rev()
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|t| self.rows(&t.spans))
+            .collect()
+    }
+
+    /// Spans of kept traces lasting at least `threshold_ms`.
+    pub fn slow_trace_rows(&self, threshold_ms: f64) -> Vec<Vec<SpanRow>> {
+        self.recent
+            .iter()
+            .rev()
+            .filter(|t| t.summary.duration_ms >= threshold_ms)
+            .map(|t| self.rows(&t.spans))
+            .collect()
+    }
+
+    pub fn open_traces(&self) -> usize {
+        self.open.len()
+    }
+
+    fn rows(&self, spans: &[FinishedSpan]) -> Vec<SpanRow> {
+        spans
+            .iter()
+            .map(|s| SpanRow::from_record(s, &self.service))
+            .collect()
+    }
+}
+
+fn push_bounded(
+    store: &mut VecDeque<ClosedTrace>,
+    trace: ClosedTrace,
+    capacity: usize,
+    pool: &RecordPool,
+    counters: &mut LiveCounters,
+) {
+    if capacity == 0 {
+        return;
+    }
+    while store.len() >= capacity {
+        if let Some(old) = store.pop_front() {
+            counters.traces_evicted += 1;
+            for span in old.spans {
+                pool.recycle(span);
+            }
+        }
+    }
+    store.push_back(trace);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attributes::Limits;
+    use crate::ids::SpanId;
+    use crate::span::SpanRecord;
+
+    fn span(trace: u128, id: u64, parent: Option<u64>, ms: u64, error: bool) -> FinishedSpan {
+        let mut r = SpanRecord::new(TraceId(trace), parent.map(SpanId), "op".into());
+        r.span_id = SpanId(id);
+        r.start_mono = 1;
+        r.end_mono = 1 + ms * 1_000_000;
+        if error {
+            r.status = Status::Error;
+        }
+        triomphe::Arc::new(r)
+    }
+
+    #[test]
+    fn summaries_count_spans_and_errors() {
+        let pool = RecordPool::new(16);
+        let mut live = LiveAnalysis::new("svc", LiveLimits::default());
+        assert!(live.observe(&span(7, 2, Some(1), 3, true), &pool).is_none());
+        assert!(live
+            .observe(&span(7, 3, Some(1), 4, false), &pool)
+            .is_none());
+        assert_eq!(live.open_traces(), 1);
+        let summary = live.observe(&span(7, 1, None, 10, false), &pool).unwrap();
+        assert_eq!(
+            (summary.span_count, summary.error_count, summary.status),
+            (3, 1, "error")
+        );
+        assert_eq!(summary.duration_ms, 10.0);
+        assert_eq!(live.open_traces(), 0);
+        // A straggler joins the completed trace instead of opening a new one.
+        assert!(live
+            .observe(&span(7, 4, Some(1), 1, false), &pool)
+            .is_none());
+        assert_eq!(live.open_traces(), 0);
+        assert_eq!(live.trace_rows(TraceId(7)).unwrap().len(), 4);
+        assert_eq!(live.error_trace_rows(None).len(), 1);
+        assert_eq!(live.slow_trace_rows(10.0).len(), 1);
+        assert_eq!(live.slow_trace_rows(10.5).len(), 0);
+        let stats = live.latency_stats(Some("op"), None);
+        assert_eq!(stats.count, 4);
+        assert!((stats.max - 10.0).abs() / 10.0 <= 0.01);
+    }
+
+    #[test]
+    fn stores_are_bounded_and_evictions_counted() {
+        let pool = RecordPool::new(16);
+        let limits = LiveLimits {
+            max_recent_traces: 3,
+            max_spans_per_trace: 2,
+            max_open_traces: 2,
+        };
+        let mut live = LiveAnalysis::new("svc", limits);
+        for t in 1..=10u128 {
+            live.observe(&span(t, 1, None, 1, false), &pool);
+        }
+        assert_eq!(live.counters.traces_evicted, 7);
+        assert!(live.trace_rows(TraceId(1)).is_none());
+        assert!(live.trace_rows(TraceId(10)).is_some());
+        for i in 0..5 {
+            live.observe(&span(100, 10 + i, Some(1), 1, false), &pool);
+        }
+        assert_eq!(live.counters.spans_not_kept, 3);
+        for t in 200..205u128 {
+            live.observe(&span(t, 2, Some(1), 1, false), &pool);
+        }
+        assert_eq!(live.open_traces(), 2);
+        assert_eq!(live.counters.open_traces_evicted, 4);
+    }
+
+    #[test]
+    fn edges_from_parent_service_and_peer_service() {
+        let pool = RecordPool::new(4);
+        let mut live = LiveAnalysis::new("api", LiveLimits::default());
+        let mut r = SpanRecord::new(TraceId(1), Some(SpanId(9)), "handle".into());
+        r.parent_service = Some("frontend".into());
+        live.observe(&triomphe::Arc::new(r), &pool);
+        let mut c = SpanRecord::new(TraceId(1), Some(SpanId(9)), "call".into());
+        c.kind = SpanKind::Client;
+        c.set_attribute(
+            "peer.service".into(),
+            AttrValue::Str("db".into()),
+            &Limits::default(),
+        );
+        live.observe(&triomphe::Arc::new(c.clone()), &pool);
+        live.observe(&triomphe::Arc::new(c), &pool);
+        let edges = live.service_dependencies();
+        assert_eq!(edges.len(), 2);
+        assert_eq!(
+            (
+                edges[0].caller.as_str(),
+                edges[0].callee.as_str(),
+                edges[0].calls
+            ),
+            ("api", "db", 2)
+        );
+        assert_eq!(
+            (
+                edges[1].caller.as_str(),
+                edges[1].callee.as_str(),
+                edges[1].calls
+            ),
+            ("frontend", "api", 1)
+        );
+    }
+}
