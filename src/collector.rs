@@ -410,6 +410,11 @@ impl Writer {
             }
         }
         worker
+            .traces_evicted
+            .store(live.counters.traces_evicted, Ordering::Relaxed);
+        // Queries wait on this lock: release it before any I/O.
+        drop(live);
+        worker
             .attributes_dropped
             .fetch_add(attributes_dropped, Ordering::Relaxed);
         worker
