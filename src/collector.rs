@@ -112,11 +112,25 @@ impl Collector {
         if span.is_local_root {
             hot.traces_completed.fetch_add(1, Ordering::Relaxed);
         }
-        if !span.sampled {
+        if !span.sampled && !self.config.tail.enabled() {
             hot.spans_unsampled.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         pipeline.submit(span, n, &self.config)
+    }
+
+    /// Counts a finished span that recorded nothing (head-sampled out).
+    #[inline]
+    pub fn unrecorded_span_finished(&self, local_root: bool, failed: bool) {
+        let hot = &self.pipeline().counters.hot;
+        hot.spans_finished.fetch_add(1, Ordering::Relaxed);
+        hot.spans_unsampled.fetch_add(1, Ordering::Relaxed);
+        if local_root {
+            hot.traces_completed.fetch_add(1, Ordering::Relaxed);
+        }
+        if failed {
+            hot.errors.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn flush(&self, timeout: Duration) -> bool {
@@ -190,7 +204,11 @@ impl Pipeline {
         let pipeline = Arc::new(Pipeline {
             buffer: SpanBuffer::new(config.buffer_size),
             pool: RecordPool::new(RECYCLED_RECORDS),
-            analysis: Mutex::new(LiveAnalysis::new(&config.service_name, config.live)),
+            analysis: Mutex::new(LiveAnalysis::new(
+                &config.service_name,
+                config.live,
+                config.tail,
+            )),
             counters: Counters::default(),
             worker: OnceLock::new(),
             flush_requested: AtomicU64::new(0),
@@ -273,20 +291,29 @@ impl Pipeline {
         std::mem::take(&mut *self.warnings.lock())
     }
 
+    /// True when the writer processed everything finished before the call
+    /// and lost none of it to a write error meanwhile.
     fn flush(&self, timeout: Duration) -> bool {
         if *self.stopped.lock() {
             return self.buffer.is_empty();
         }
+        let lost = || {
+            self.counters
+                .worker
+                .dropped_write_error
+                .load(Ordering::Relaxed)
+        };
+        let lost_before = lost();
         let target = self.flush_requested.fetch_add(1, Ordering::SeqCst) + 1;
         self.wake();
         let deadline = Instant::now() + timeout;
         let mut done = self.flush_done.lock();
         while *done < target {
             if self.flush_cond.wait_until(&mut done, deadline).timed_out() {
-                return *done >= target;
+                return *done >= target && lost() == lost_before;
             }
         }
-        true
+        lost() == lost_before
     }
 
     fn shutdown(&self, timeout: Duration) -> bool {
@@ -314,6 +341,8 @@ struct Writer {
     spans_file: Option<RotatingFile>,
     traces_file: Option<RotatingFile>,
     batch: Vec<FinishedSpan>,
+    /// Held spans the tail rules released for writing in this batch.
+    released: Vec<FinishedSpan>,
     span_bytes: Vec<u8>,
     span_ends: Vec<usize>,
     trace_bytes: Vec<u8>,
@@ -333,6 +362,7 @@ impl Writer {
             traces_file: file("traces"),
             pipeline,
             batch: Vec::with_capacity(BATCH),
+            released: Vec::new(),
             span_bytes: Vec::with_capacity(1 << 20),
             span_ends: Vec::with_capacity(BATCH),
             trace_bytes: Vec::with_capacity(1 << 16),
@@ -400,18 +430,37 @@ impl Writer {
         for span in &self.batch {
             attributes_dropped += u64::from(span.attributes.dropped);
             events_dropped += u64::from(span.dropped_events);
-            if let Some(summary) = live.observe(span, &self.pipeline.pool) {
+            if let Some(summary) = live.observe(span, &self.pipeline.pool, &mut self.released) {
                 jsonl::write_trace_summary(&mut self.trace_bytes, &summary);
                 self.trace_ends.push(self.trace_bytes.len());
             }
             if self.spans_file.is_some() {
-                jsonl::write_span(&mut self.span_bytes, span, service);
-                self.span_ends.push(self.span_bytes.len());
+                if span.sampled {
+                    jsonl::write_span(&mut self.span_bytes, span, service);
+                    self.span_ends.push(self.span_bytes.len());
+                }
+                for held in &self.released {
+                    jsonl::write_span(&mut self.span_bytes, held, service);
+                    self.span_ends.push(self.span_bytes.len());
+                }
+            }
+            for held in self.released.drain(..) {
+                self.pipeline.pool.recycle(held);
             }
         }
+        let c = live.counters;
         worker
             .traces_evicted
-            .store(live.counters.traces_evicted, Ordering::Relaxed);
+            .store(c.traces_evicted, Ordering::Relaxed);
+        worker
+            .spans_unsampled
+            .store(c.spans_unsampled, Ordering::Relaxed);
+        worker
+            .dropped_tail_limit
+            .store(c.spans_lost_tail_limit, Ordering::Relaxed);
+        worker
+            .traces_kept_by_tail
+            .store(c.traces_kept_by_tail, Ordering::Relaxed);
         // Queries wait on this lock: release it before any I/O.
         drop(live);
         worker
@@ -571,11 +620,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("not-a-dir");
         std::fs::write(&blocker, b"x").unwrap();
-        let collector = Collector::new(config(&blocker.join("sub")));
+        let mut cfg = config(&blocker.join("sub"));
+        cfg.flush_interval_ms = 600_000; // only the flush below drains
+        let collector = Collector::new(cfg);
         for _ in 0..10 {
             collector.submit(finished(1, Some(2))).unwrap();
         }
-        assert!(collector.flush(Duration::from_secs(10)));
+        // The writer ran, but what it had could not reach disk.
+        assert!(!collector.flush(Duration::from_secs(10)));
         let m = collector.metrics();
         assert!(m.get("write_errors").unwrap() >= 1);
         assert_eq!(m.get("spans_dropped"), Some(10));

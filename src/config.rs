@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::attributes::Limits;
 use crate::live::LiveLimits;
+use crate::sampling::TailRules;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -16,6 +17,11 @@ pub struct Config {
     pub buffer_size: usize,
     pub flush_interval_ms: u64,
     pub sample_rate: f64,
+    /// Head sampling: at most this many new traces per second.
+    pub max_traces_per_second: Option<f64>,
+    /// Remote parents' sampled flag decides (the default).
+    pub parent_based: bool,
+    pub tail: TailRules,
     pub limits: Limits,
     pub max_file_bytes: u64,
     pub live: LiveLimits,
@@ -34,6 +40,9 @@ impl Default for Config {
             buffer_size: DEFAULT_BUFFER_SIZE,
             flush_interval_ms: DEFAULT_FLUSH_INTERVAL_MS,
             sample_rate: 1.0,
+            max_traces_per_second: None,
+            parent_based: true,
+            tail: TailRules::default(),
             limits: Limits::default(),
             max_file_bytes: DEFAULT_MAX_FILE_MB * 1024 * 1024,
             live: LiveLimits::default(),
@@ -59,6 +68,10 @@ pub struct ConfigOverrides {
     pub buffer_size: Option<i64>,
     pub flush_interval_ms: Option<f64>,
     pub sample_rate: Option<f64>,
+    pub max_traces_per_second: Option<f64>,
+    pub parent_based: Option<bool>,
+    pub keep_errors: Option<bool>,
+    pub keep_slower_than_ms: Option<f64>,
     pub max_attributes: Option<i64>,
     pub max_attribute_length: Option<i64>,
     pub max_events: Option<i64>,
@@ -115,6 +128,14 @@ impl ConfigOverrides {
             },
         };
         let mut int = |given: Option<i64>, name: &str, env_key: &str, default: u64, min: i64| {
+            if let Some(raw) = env.var(env_key).filter(|_| given.is_none()) {
+                if raw.trim().parse::<i64>().is_err() {
+                    warnings.push(format!(
+                        "ignoring {env_key}={raw:?}: expected a whole number >= {min}; using {default}"
+                    ));
+                    return Ok(default);
+                }
+            }
             resolve_number(
                 given.map(|v| v as f64),
                 name,
@@ -179,11 +200,12 @@ impl ConfigOverrides {
             env,
             &mut warnings,
         )?;
+        let (otel_rate, otel_parent_based) = otel_sampler(env, &mut warnings);
         let sample_rate = resolve_number(
             self.sample_rate,
             "sample_rate",
             &["FERROTRACE_SAMPLE_RATE"],
-            1.0,
+            otel_rate.unwrap_or(1.0),
             0.0,
             env,
             &mut warnings,
@@ -198,6 +220,25 @@ impl ConfigOverrides {
                 "FERROTRACE_SAMPLE_RATE={sample_rate} is above 1.0; using 1.0"
             ));
         }
+        let max_traces_per_second = resolve_optional_number(
+            self.max_traces_per_second,
+            "max_traces_per_second",
+            "FERROTRACE_MAX_TRACES_PER_SECOND",
+            env,
+            &mut warnings,
+        )?;
+        let keep_slower_than_ms = resolve_optional_number(
+            self.keep_slower_than_ms,
+            "keep_slower_than_ms",
+            "FERROTRACE_KEEP_SLOWER_THAN_MS",
+            env,
+            &mut warnings,
+        )?;
+        let keep_errors = match self.keep_errors {
+            Some(b) => b,
+            None => env_bool(env, "FERROTRACE_KEEP_ERRORS", &mut warnings).unwrap_or(false),
+        };
+        let parent_based = self.parent_based.or(otel_parent_based).unwrap_or(true);
         Ok((
             Config {
                 service_name,
@@ -205,6 +246,12 @@ impl ConfigOverrides {
                 buffer_size,
                 flush_interval_ms,
                 sample_rate: sample_rate.min(1.0),
+                max_traces_per_second,
+                parent_based,
+                tail: TailRules {
+                    keep_errors,
+                    keep_slower_than_ms,
+                },
                 limits: Limits {
                     max_attributes,
                     max_attribute_length,
@@ -218,6 +265,76 @@ impl ConfigOverrides {
             },
             warnings,
         ))
+    }
+}
+
+/// An optional number >= 0: the keyword, else the environment, else None.
+fn resolve_optional_number(
+    given: Option<f64>,
+    name: &str,
+    env_key: &str,
+    env: &dyn Env,
+    warnings: &mut Vec<String>,
+) -> Result<Option<f64>, ConfigError> {
+    if let Some(v) = given {
+        if !v.is_finite() || v < 0.0 {
+            return Err(ConfigError(format!(
+                "{name} must be a number >= 0, got {v}"
+            )));
+        }
+        return Ok(Some(v));
+    }
+    match env.var(env_key) {
+        None => Ok(None),
+        Some(raw) => match raw.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= 0.0 => Ok(Some(v)),
+            _ => {
+                warnings.push(format!(
+                    "ignoring {env_key}={raw:?}: expected a number >= 0"
+                ));
+                Ok(None)
+            }
+        },
+    }
+}
+
+fn env_bool(env: &dyn Env, key: &str, warnings: &mut Vec<String>) -> Option<bool> {
+    let raw = env.var(key)?;
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => {
+            warnings.push(format!("ignoring {key}={raw:?}: expected true or false"));
+            None
+        }
+    }
+}
+
+/// OTEL_TRACES_SAMPLER (+ OTEL_TRACES_SAMPLER_ARG) as (rate, parent_based).
+fn otel_sampler(env: &dyn Env, warnings: &mut Vec<String>) -> (Option<f64>, Option<bool>) {
+    let Some(name) = env.var("OTEL_TRACES_SAMPLER") else {
+        return (None, None);
+    };
+    let arg = || {
+        env.var("OTEL_TRACES_SAMPLER_ARG")
+            .and_then(|a| a.trim().parse::<f64>().ok())
+            .filter(|r| (0.0..=1.0).contains(r))
+            .unwrap_or(1.0)
+    };
+    match name.trim().to_ascii_lowercase().as_str() {
+        "always_on" => (Some(1.0), Some(false)),
+        "always_off" => (Some(0.0), Some(false)),
+        "traceidratio" => (Some(arg()), Some(false)),
+        "parentbased_always_on" => (Some(1.0), Some(true)),
+        "parentbased_always_off" => (Some(0.0), Some(true)),
+        "parentbased_traceidratio" => (Some(arg()), Some(true)),
+        other => {
+            warnings.push(format!(
+                "ignoring OTEL_TRACES_SAMPLER={other:?}: ferrotrace supports always_on, \
+                 always_off, traceidratio and their parentbased_ forms"
+            ));
+            (None, None)
+        }
     }
 }
 
@@ -299,6 +416,41 @@ mod tests {
             ..Default::default()
         };
         assert!(bad_rate.resolve(&env).is_err());
+    }
+
+    #[test]
+    fn sampling_options_from_keywords_and_env() {
+        let env = MapEnv(HashMap::from([
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ("FERROTRACE_KEEP_ERRORS", "yes"),
+            ("FERROTRACE_KEEP_SLOWER_THAN_MS", "250"),
+            ("FERROTRACE_MAX_TRACES_PER_SECOND", "lots"),
+        ]));
+        let (cfg, warnings) = ConfigOverrides::default().resolve(&env).unwrap();
+        assert_eq!(cfg.sample_rate, 0.25);
+        assert!(!cfg.parent_based);
+        assert!(cfg.tail.keep_errors);
+        assert_eq!(cfg.tail.keep_slower_than_ms, Some(250.0));
+        assert_eq!(cfg.max_traces_per_second, None);
+        assert_eq!(warnings.len(), 1);
+        let given = ConfigOverrides {
+            sample_rate: Some(0.5),
+            parent_based: Some(true),
+            max_traces_per_second: Some(100.0),
+            keep_errors: Some(false),
+            ..Default::default()
+        };
+        let (cfg, _) = given.resolve(&env).unwrap();
+        assert_eq!(cfg.sample_rate, 0.5);
+        assert!(cfg.parent_based);
+        assert_eq!(cfg.max_traces_per_second, Some(100.0));
+        assert!(!cfg.tail.keep_errors);
+        let bad = ConfigOverrides {
+            keep_slower_than_ms: Some(-1.0),
+            ..Default::default()
+        };
+        assert!(bad.resolve(&env).is_err());
     }
 
     #[test]

@@ -4,8 +4,12 @@
 //! and recent failed traces. It also decides when a trace is complete (its
 //! local root finished) and produces the trace summary written to
 //! `traces*.jsonl`. Traced code pays nothing for any of this.
+//!
+//! With tail rules on, spans of head-unsampled traces come here too and are
+//! held with their trace until its local root finishes; then the rules
+//! decide whether they are released for writing or discarded.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use compact_str::CompactString;
 
@@ -14,6 +18,7 @@ use crate::attributes::AttrValue;
 use crate::buffer::FinishedSpan;
 use crate::ids::TraceId;
 use crate::pool::RecordPool;
+use crate::sampling::TailRules;
 use crate::span::{SpanKind, Status};
 use crate::trace_summary::TraceSummary;
 
@@ -44,6 +49,8 @@ struct OpenTrace {
     spans: Vec<FinishedSpan>,
     span_count: u64,
     error_count: u64,
+    /// Unsampled spans that did not fit in `spans` (lost if the trace is kept).
+    unsampled_not_kept: u64,
 }
 
 struct ClosedTrace {
@@ -63,11 +70,18 @@ pub struct LiveCounters {
     pub traces_evicted: u64,
     pub open_traces_evicted: u64,
     pub spans_not_kept: u64,
+    /// Spans of head-unsampled traces that the tail rules did not keep.
+    pub spans_unsampled: u64,
+    /// Spans of traces the tail rules kept, which could not be held.
+    pub spans_lost_tail_limit: u64,
+    /// Traces head sampling dropped and the tail rules kept.
+    pub traces_kept_by_tail: u64,
 }
 
 pub struct LiveAnalysis {
     service: CompactString,
     limits: LiveLimits,
+    tail: TailRules,
     operations: HashMap<CompactString, OperationSketch>,
     edges: BTreeMap<(CompactString, CompactString), u64>,
     open: HashMap<TraceId, OpenTrace>,
@@ -77,31 +91,41 @@ pub struct LiveAnalysis {
     /// Traces completed lately: a straggler span (finished after its root,
     /// e.g. by a fire-and-forget task) must not open a trace that would
     /// never complete.
-    closed: HashSet<TraceId>,
+    /// ... and whether each was recorded (sampled, or kept by the tail rules).
+    closed: HashMap<TraceId, bool>,
     closed_order: VecDeque<TraceId>,
     pub counters: LiveCounters,
 }
 
 impl LiveAnalysis {
-    pub fn new(service: &str, limits: LiveLimits) -> Self {
+    pub fn new(service: &str, limits: LiveLimits, tail: TailRules) -> Self {
         LiveAnalysis {
             service: service.into(),
             limits,
+            tail,
             operations: HashMap::new(),
             edges: BTreeMap::new(),
             open: HashMap::new(),
             open_order: VecDeque::new(),
             recent: VecDeque::new(),
             recent_errors: VecDeque::new(),
-            closed: HashSet::new(),
+            closed: HashMap::new(),
             closed_order: VecDeque::new(),
             counters: LiveCounters::default(),
         }
     }
 
     /// Takes in one finished span. Returns the trace summary when the span
-    /// is its trace's local root. Evicted spans go back to `pool`.
-    pub fn observe(&mut self, span: &FinishedSpan, pool: &RecordPool) -> Option<TraceSummary> {
+    /// is its trace's local root and the trace is recorded. Held unsampled
+    /// spans that the tail rules keep are appended to `release` for writing
+    /// (a sampled span is the caller's to write). Evicted spans go back to
+    /// `pool`.
+    pub fn observe(
+        &mut self,
+        span: &FinishedSpan,
+        pool: &RecordPool,
+        release: &mut Vec<FinishedSpan>,
+    ) -> Option<TraceSummary> {
         let is_error = span.status == Status::Error;
         let op = match self.operations.get_mut(span.name.as_str()) {
             Some(op) => op,
@@ -112,51 +136,19 @@ impl LiveAnalysis {
         self.count_edges(span);
 
         if span.is_local_root {
-            let open = self.open.remove(&span.trace_id).unwrap_or_default();
-            let error_count = open.error_count + u64::from(is_error);
-            let summary = TraceSummary {
-                trace_id: span.trace_id,
-                root_span_id: span.span_id,
-                service: self.service.clone(),
-                operation: span.name.clone(),
-                start_ns: span.start_ns,
-                duration_ms: span.duration_ms(),
-                span_count: open.span_count + 1,
-                error_count,
-                status: if error_count > 0 { "error" } else { "ok" },
-            };
-            let mut spans = open.spans;
-            spans.push(span.clone());
-            self.remember_closed(span.trace_id);
-            let closed = ClosedTrace {
-                spans,
-                summary: summary.clone(),
-            };
-            if error_count > 0 {
-                let copy = ClosedTrace {
-                    spans: closed.spans.clone(),
-                    summary: closed.summary.clone(),
-                };
-                push_bounded(
-                    &mut self.recent_errors,
-                    copy,
-                    self.limits.max_recent_traces,
-                    pool,
-                    &mut self.counters,
-                );
-            }
-            push_bounded(
-                &mut self.recent,
-                closed,
-                self.limits.max_recent_traces,
-                pool,
-                &mut self.counters,
-            );
-            return Some(summary);
+            return self.complete(span, pool, release);
         }
 
-        if self.closed.contains(&span.trace_id) {
-            // A straggler: attach it to the completed trace if still kept.
+        if let Some(&recorded) = self.closed.get(&span.trace_id) {
+            // A straggler, finished after its root: follow the trace's fate.
+            if !span.sampled {
+                if recorded {
+                    release.push(span.clone());
+                } else {
+                    self.counters.spans_unsampled += 1;
+                    return None;
+                }
+            }
             if let Some(t) = self
                 .recent
                 .iter_mut()
@@ -183,9 +175,73 @@ impl LiveAnalysis {
             trace.spans.push(span.clone());
         } else {
             self.counters.spans_not_kept += 1;
+            trace.unsampled_not_kept += u64::from(!span.sampled);
         }
         self.evict_open(pool);
         None
+    }
+
+    /// The local root finished: summarise, decide, store.
+    fn complete(
+        &mut self,
+        root: &FinishedSpan,
+        pool: &RecordPool,
+        release: &mut Vec<FinishedSpan>,
+    ) -> Option<TraceSummary> {
+        let open = self.open.remove(&root.trace_id).unwrap_or_default();
+        let error_count = open.error_count + u64::from(root.status == Status::Error);
+        let recorded = root.sampled || self.tail.keeps(error_count, root.duration_ms());
+        self.remember_closed(root.trace_id, recorded);
+        let mut spans = open.spans;
+        spans.push(root.clone());
+        if !recorded {
+            self.counters.spans_unsampled += spans.len() as u64 + open.unsampled_not_kept;
+            for span in spans {
+                pool.recycle(span);
+            }
+            return None;
+        }
+        if !root.sampled {
+            self.counters.traces_kept_by_tail += 1;
+            self.counters.spans_lost_tail_limit += open.unsampled_not_kept;
+        }
+        release.extend(spans.iter().filter(|s| !s.sampled).cloned());
+        let summary = TraceSummary {
+            trace_id: root.trace_id,
+            root_span_id: root.span_id,
+            service: self.service.clone(),
+            operation: root.name.clone(),
+            start_ns: root.start_ns,
+            duration_ms: root.duration_ms(),
+            span_count: open.span_count + 1,
+            error_count,
+            status: if error_count > 0 { "error" } else { "ok" },
+        };
+        let closed = ClosedTrace {
+            spans,
+            summary: summary.clone(),
+        };
+        if error_count > 0 {
+            let copy = ClosedTrace {
+                spans: closed.spans.clone(),
+                summary: closed.summary.clone(),
+            };
+            push_bounded(
+                &mut self.recent_errors,
+                copy,
+                self.limits.max_recent_traces,
+                pool,
+                &mut self.counters,
+            );
+        }
+        push_bounded(
+            &mut self.recent,
+            closed,
+            self.limits.max_recent_traces,
+            pool,
+            &mut self.counters,
+        );
+        Some(summary)
     }
 
     fn count_edges(&mut self, span: &FinishedSpan) {
@@ -211,8 +267,8 @@ impl LiveAnalysis {
         }
     }
 
-    fn remember_closed(&mut self, trace_id: TraceId) {
-        if !self.closed.insert(trace_id) {
+    fn remember_closed(&mut self, trace_id: TraceId, recorded: bool) {
+        if self.closed.insert(trace_id, recorded).is_some() {
             return;
         }
         self.closed_order.push_back(trace_id);
@@ -231,6 +287,11 @@ impl LiveAnalysis {
             };
             if let Some(trace) = self.open.remove(&oldest) {
                 self.counters.open_traces_evicted += 1;
+                // Held unsampled spans of a trace that never completed here
+                // stay unsampled: nothing ever decided to keep them.
+                self.counters.spans_unsampled += trace.spans.iter().filter(|s| !s.sampled).count()
+                    as u64
+                    + trace.unsampled_not_kept;
                 for span in trace.spans {
                     pool.recycle(span);
                 }
@@ -375,13 +436,17 @@ mod tests {
     #[test]
     fn summaries_count_spans_and_errors() {
         let pool = RecordPool::new(16);
-        let mut live = LiveAnalysis::new("svc", LiveLimits::default());
-        assert!(live.observe(&span(7, 2, Some(1), 3, true), &pool).is_none());
+        let mut live = LiveAnalysis::new("svc", LiveLimits::default(), TailRules::default());
         assert!(live
-            .observe(&span(7, 3, Some(1), 4, false), &pool)
+            .observe(&span(7, 2, Some(1), 3, true), &pool, &mut Vec::new())
+            .is_none());
+        assert!(live
+            .observe(&span(7, 3, Some(1), 4, false), &pool, &mut Vec::new())
             .is_none());
         assert_eq!(live.open_traces(), 1);
-        let summary = live.observe(&span(7, 1, None, 10, false), &pool).unwrap();
+        let summary = live
+            .observe(&span(7, 1, None, 10, false), &pool, &mut Vec::new())
+            .unwrap();
         assert_eq!(
             (summary.span_count, summary.error_count, summary.status),
             (3, 1, "error")
@@ -390,7 +455,7 @@ mod tests {
         assert_eq!(live.open_traces(), 0);
         // A straggler joins the completed trace instead of opening a new one.
         assert!(live
-            .observe(&span(7, 4, Some(1), 1, false), &pool)
+            .observe(&span(7, 4, Some(1), 1, false), &pool, &mut Vec::new())
             .is_none());
         assert_eq!(live.open_traces(), 0);
         assert_eq!(live.trace_rows(TraceId(7)).unwrap().len(), 4);
@@ -410,31 +475,76 @@ mod tests {
             max_spans_per_trace: 2,
             max_open_traces: 2,
         };
-        let mut live = LiveAnalysis::new("svc", limits);
+        let mut live = LiveAnalysis::new("svc", limits, TailRules::default());
         for t in 1..=10u128 {
-            live.observe(&span(t, 1, None, 1, false), &pool);
+            live.observe(&span(t, 1, None, 1, false), &pool, &mut Vec::new());
         }
         assert_eq!(live.counters.traces_evicted, 7);
         assert!(live.trace_rows(TraceId(1)).is_none());
         assert!(live.trace_rows(TraceId(10)).is_some());
         for i in 0..5 {
-            live.observe(&span(100, 10 + i, Some(1), 1, false), &pool);
+            live.observe(
+                &span(100, 10 + i, Some(1), 1, false),
+                &pool,
+                &mut Vec::new(),
+            );
         }
         assert_eq!(live.counters.spans_not_kept, 3);
         for t in 200..205u128 {
-            live.observe(&span(t, 2, Some(1), 1, false), &pool);
+            live.observe(&span(t, 2, Some(1), 1, false), &pool, &mut Vec::new());
         }
         assert_eq!(live.open_traces(), 2);
         assert_eq!(live.counters.open_traces_evicted, 4);
     }
 
+    fn unsampled(trace: u128, id: u64, parent: Option<u64>, ms: u64, error: bool) -> FinishedSpan {
+        let mut r = (*span(trace, id, parent, ms, error)).clone();
+        r.sampled = false;
+        triomphe::Arc::new(r)
+    }
+
+    #[test]
+    fn tail_rules_keep_failed_and_slow_unsampled_traces() {
+        let pool = RecordPool::new(16);
+        let rules = TailRules {
+            keep_errors: true,
+            keep_slower_than_ms: Some(100.0),
+        };
+        let mut live = LiveAnalysis::new("svc", LiveLimits::default(), rules);
+        let mut out = Vec::new();
+        // Fast, fine: discarded.
+        live.observe(&unsampled(1, 2, Some(1), 1, false), &pool, &mut out);
+        assert!(live
+            .observe(&unsampled(1, 1, None, 5, false), &pool, &mut out)
+            .is_none());
+        assert!(out.is_empty());
+        assert_eq!(live.counters.spans_unsampled, 2);
+        // A failing child: kept, both spans released for writing.
+        live.observe(&unsampled(2, 2, Some(1), 1, true), &pool, &mut out);
+        assert!(out.is_empty(), "held until the root decides");
+        let summary = live.observe(&unsampled(2, 1, None, 5, false), &pool, &mut out);
+        assert_eq!(summary.unwrap().error_count, 1);
+        assert_eq!(out.len(), 2);
+        // Slow: kept; a straggler of the kept trace is released too.
+        out.clear();
+        live.observe(&unsampled(3, 1, None, 150, false), &pool, &mut out);
+        live.observe(&unsampled(3, 2, Some(1), 1, false), &pool, &mut out);
+        assert_eq!(out.len(), 2);
+        // A straggler of a discarded trace is discarded.
+        out.clear();
+        live.observe(&unsampled(1, 3, Some(1), 1, false), &pool, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(live.counters.spans_unsampled, 3);
+        assert_eq!(live.counters.traces_kept_by_tail, 2);
+    }
+
     #[test]
     fn edges_from_parent_service_and_peer_service() {
         let pool = RecordPool::new(4);
-        let mut live = LiveAnalysis::new("api", LiveLimits::default());
+        let mut live = LiveAnalysis::new("api", LiveLimits::default(), TailRules::default());
         let mut r = SpanRecord::new(TraceId(1), Some(SpanId(9)), "handle".into());
         r.parent_service = Some("frontend".into());
-        live.observe(&triomphe::Arc::new(r), &pool);
+        live.observe(&triomphe::Arc::new(r), &pool, &mut Vec::new());
         let mut c = SpanRecord::new(TraceId(1), Some(SpanId(9)), "call".into());
         c.kind = SpanKind::Client;
         c.set_attribute(
@@ -442,8 +552,8 @@ mod tests {
             AttrValue::Str("db".into()),
             &Limits::default(),
         );
-        live.observe(&triomphe::Arc::new(c.clone()), &pool);
-        live.observe(&triomphe::Arc::new(c), &pool);
+        live.observe(&triomphe::Arc::new(c.clone()), &pool, &mut Vec::new());
+        live.observe(&triomphe::Arc::new(c), &pool, &mut Vec::new());
         let edges = live.service_dependencies();
         assert_eq!(edges.len(), 2);
         assert_eq!(

@@ -28,6 +28,11 @@ pub struct WorkerCounters {
     pub files_opened: AtomicU64,
     /// Completed traces dropped from the in-process store (oldest first).
     pub traces_evicted: AtomicU64,
+    /// Spans of head-unsampled traces the tail rules did not keep.
+    pub spans_unsampled: AtomicU64,
+    /// Spans of tail-kept traces that exceeded the per-trace hold limit.
+    pub dropped_tail_limit: AtomicU64,
+    pub traces_kept_by_tail: AtomicU64,
 }
 
 #[derive(Default)]
@@ -62,6 +67,7 @@ impl Counters {
         let dropped_full = h.dropped_buffer_full.load(Relaxed);
         let dropped_shutdown = h.dropped_after_shutdown.load(Relaxed);
         let dropped_write = w.dropped_write_error.load(Relaxed);
+        let dropped_tail = w.dropped_tail_limit.load(Relaxed);
         MetricsSnapshot {
             entries: vec![
                 ("traces_started", started),
@@ -70,7 +76,7 @@ impl Counters {
                 ("spans_finished", finished),
                 (
                     "spans_dropped",
-                    dropped_full + dropped_shutdown + dropped_write,
+                    dropped_full + dropped_shutdown + dropped_write + dropped_tail,
                 ),
                 ("errors", h.errors.load(Relaxed)),
                 ("active_traces", started.saturating_sub(completed)),
@@ -80,7 +86,12 @@ impl Counters {
                 ("spans_dropped_buffer_full", dropped_full),
                 ("spans_dropped_write_error", dropped_write),
                 ("spans_dropped_after_shutdown", dropped_shutdown),
-                ("spans_unsampled", h.spans_unsampled.load(Relaxed)),
+                ("spans_dropped_tail_limit", dropped_tail),
+                (
+                    "spans_unsampled",
+                    h.spans_unsampled.load(Relaxed) + w.spans_unsampled.load(Relaxed),
+                ),
+                ("traces_kept_by_tail", w.traces_kept_by_tail.load(Relaxed)),
                 ("spans_buffered", buffered),
                 ("traces_written", w.traces_written.load(Relaxed)),
                 ("attributes_dropped", w.attributes_dropped.load(Relaxed)),

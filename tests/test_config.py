@@ -186,6 +186,8 @@ def test_keyword_beats_environment(new_tracer, tmp_path, monkeypatch):
         ("FERROTRACE_SAMPLE_RATE", "nan", "sample_rate"),
         ("FERROTRACE_SAMPLE_RATE", "1.5", "sample_rate"),
         ("FERROTRACE_MAX_ATTRIBUTES", "-1", "max_attributes"),
+        ("FERROTRACE_MAX_ATTRIBUTES", "2.5", "max_attributes"),
+        ("FERROTRACE_BUFFER_SIZE", "1e3", "buffer_size"),
         ("FERROTRACE_MAX_ATTRIBUTE_LENGTH", "abc", "max_attribute_length"),
         ("FERROTRACE_MAX_ATTRIBUTE_LENGTH", "0", "max_attribute_length"),
         ("FERROTRACE_MAX_EVENTS", "many", "max_events"),

@@ -202,6 +202,10 @@ def test_exception_is_the_same_object_and_recorded(tracer, out_dir):
     assert rec["error"]["type"] == "ValueError"
     assert rec["error"]["message"] == "boom"
     assert "boom" in rec["error"]["stack"]
+    # The stack is the real traceback (on Python < 3.12 the exception has no
+    # __traceback__ yet when the Rust wrapper sees it).
+    assert rec["error"]["stack"].startswith("Traceback (most recent call last):")
+    assert "in failing" in rec["error"]["stack"]
     assert ft.current_span() is None
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import random
 
+import ferrotrace as ft
 import numpy as np
 import pytest
-
-import ferrotrace as ft
 
 
 def finish(tracer: ft.Tracer, name: str, duration_ms: float, **kwargs) -> ft.Span:

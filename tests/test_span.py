@@ -932,3 +932,13 @@ def test_public_names():
     ):
         assert hasattr(ft, name), name
     assert isinstance(ft.__version__, str)
+
+
+def test_reentering_a_span_keeps_the_context_right(tracer):
+    with tracer.start_span("outer") as outer:
+        with outer:
+            assert ft.current_span() is outer
+        # The inner exit finished the span but must restore the outer block's context.
+        assert ft.current_span() is outer
+    assert ft.current_span() is None
+    assert outer.is_finished

@@ -130,6 +130,10 @@ class Tracer:
         max_events: int | None = None,
         max_file_size_mb: float | None = None,
         max_recent_traces: int | None = None,
+        max_traces_per_second: float | None = None,
+        parent_based: bool | None = None,
+        keep_errors: bool | None = None,
+        keep_slower_than_ms: float | None = None,
     ) -> Tracer: ...
     def start_span(
         self,

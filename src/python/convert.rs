@@ -18,8 +18,49 @@ use crate::span::ErrorInfo;
 pub fn text(s: &Bound<'_, PyString>) -> CompactString {
     match s.to_str() {
         Ok(t) => CompactString::from(t),
-        Err(_) => CompactString::from(s.to_string_lossy().as_ref()),
+        Err(_) => {
+            let _ = PyErr::take(s.py());
+            lossy(s)
+        }
     }
+}
+
+/// Text with each lone surrogate replaced by one U+FFFD. (PyO3's
+/// `to_string_lossy` would give three: it sees the surrogate's three
+/// "surrogatepass" bytes as three errors.)
+#[cold]
+fn lossy(s: &Bound<'_, PyString>) -> CompactString {
+    let bytes = match s.call_method1("encode", ("utf-8", "surrogatepass")) {
+        Ok(b) => b.extract::<Vec<u8>>().unwrap_or_default(),
+        Err(_) => return CompactString::from("\u{fffd}"),
+    };
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes.as_slice();
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.push_str(valid);
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                out.push('\u{fffd}');
+                // A surrogate is ED A0..BF 80..BF: skip all three bytes.
+                let is_surrogate = after.len() >= 3
+                    && after[0] == 0xED
+                    && (0xA0..=0xBF).contains(&after[1])
+                    && (0x80..=0xBF).contains(&after[2]);
+                let skip = if is_surrogate {
+                    3
+                } else {
+                    e.error_len().unwrap_or(after.len()).max(1)
+                };
+                rest = &after[skip.min(after.len())..];
+            }
+        }
+    }
+    CompactString::from(out)
 }
 
 /// `str(obj)`, or a placeholder naming the type if `__str__` itself fails.
@@ -96,11 +137,21 @@ static FORMAT_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// Type (module-qualified unless builtin), message and formatted stack of
 /// an exception. Never fails: missing pieces are left empty.
 pub fn exception(py: Python<'_>, exc: &Bound<'_, PyAny>) -> ErrorInfo {
+    exception_with_traceback(py, exc, None)
+}
+
+/// As [`exception`], with the traceback given separately: an exception
+/// caught as a `PyErr` before Python 3.12 has no `__traceback__` yet.
+pub fn exception_with_traceback(
+    py: Python<'_>,
+    exc: &Bound<'_, PyAny>,
+    traceback: Option<&Bound<'_, PyAny>>,
+) -> ErrorInfo {
     let exc_type = exc.get_type();
     ErrorInfo {
         error_type: qualified_type_name(&exc_type),
         message: display(exc).to_string(),
-        stack: format_stack(py, exc),
+        stack: format_stack(py, exc, traceback),
     }
 }
 
@@ -122,7 +173,11 @@ fn qualified_type_name(t: &Bound<'_, PyType>) -> String {
     }
 }
 
-fn format_stack(py: Python<'_>, exc: &Bound<'_, PyAny>) -> Option<String> {
+fn format_stack(
+    py: Python<'_>,
+    exc: &Bound<'_, PyAny>,
+    traceback: Option<&Bound<'_, PyAny>>,
+) -> Option<String> {
     let formatter = FORMAT_EXCEPTION
         .get_or_try_init(py, || {
             py.import("traceback")
@@ -131,7 +186,10 @@ fn format_stack(py: Python<'_>, exc: &Bound<'_, PyAny>) -> Option<String> {
         })
         .ok()?
         .bind(py);
-    let tb = exc.getattr("__traceback__").ok()?;
+    let tb = match traceback {
+        Some(tb) => tb.clone(),
+        None => exc.getattr("__traceback__").ok()?,
+    };
     let lines = formatter.call1((exc.get_type(), exc, tb)).ok()?;
     let joined = PyString::new(py, "").call_method1("join", (lines,)).ok()?;
     Some(display(&joined).to_string())

@@ -28,21 +28,26 @@ use super::tracer::TracerPy;
 enum Record {
     Active(UniqueArc<SpanRecord>),
     Finished(Arc<SpanRecord>),
+    /// Head-sampled out: the ids still propagate and the span still counts
+    /// in metrics, but nothing is recorded or written.
+    Unrecorded(Unrecorded),
 }
 
-impl Record {
-    fn get(&self) -> &SpanRecord {
-        match self {
-            Record::Active(r) => r,
-            Record::Finished(r) => r,
-        }
-    }
+struct Unrecorded {
+    name: CompactString,
+    kind: SpanKind,
+    start_mono: u64,
+    end_mono: u64,
+    local_root: bool,
+    failed: bool,
 }
 
 struct SpanState {
     /// None only transiently, while `finish` swaps Active for Finished.
     record: Option<Record>,
-    token: Option<Py<PyAny>>,
+    /// Context tokens of `activate`, innermost last (a span entered again
+    /// inside its own `with` block stacks a second one).
+    tokens: Vec<Py<PyAny>>,
 }
 
 #[pyclass(name = "Span", module = "ferrotrace._core", frozen, freelist = 1024)]
@@ -51,6 +56,9 @@ pub struct SpanPy {
     pub span_id: SpanId,
     pub parent_id: Option<SpanId>,
     pub sampled: bool,
+    /// Whether attributes, events and errors are kept (false for spans
+    /// head-sampled out with no tail rules: they skip all conversion work).
+    recording: bool,
     pub tracer: Py<TracerPy>,
     /// Spans started before a fork are the parent's to write.
     fork_epoch: u32,
@@ -64,11 +72,45 @@ impl SpanPy {
             span_id: record.span_id,
             parent_id: record.parent_id,
             sampled: record.sampled,
+            recording: true,
             tracer,
             fork_epoch: fork::epoch(),
             state: Mutex::new(SpanState {
                 record: Some(Record::Active(record)),
-                token: None,
+                tokens: Vec::new(),
+            }),
+        }
+    }
+
+    /// A span that records nothing (see [`Record::Unrecorded`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn unrecorded(
+        tracer: Py<TracerPy>,
+        trace_id: TraceId,
+        parent_id: Option<SpanId>,
+        name: CompactString,
+        kind: SpanKind,
+        local_root: bool,
+        start_mono: u64,
+    ) -> Self {
+        SpanPy {
+            trace_id,
+            span_id: SpanId::random(),
+            parent_id,
+            sampled: false,
+            recording: false,
+            tracer,
+            fork_epoch: fork::epoch(),
+            state: Mutex::new(SpanState {
+                record: Some(Record::Unrecorded(Unrecorded {
+                    name,
+                    kind,
+                    start_mono,
+                    end_mono: 0,
+                    local_root,
+                    failed: false,
+                })),
+                tokens: Vec::new(),
             }),
         }
     }
@@ -89,7 +131,22 @@ impl SpanPy {
     fn read<R>(&self, f: impl FnOnce(&SpanRecord) -> R) -> R {
         let state = self.state.lock();
         match state.record.as_ref() {
-            Some(record) => f(record.get()),
+            Some(Record::Active(r)) => f(r),
+            Some(Record::Finished(r)) => f(r),
+            Some(Record::Unrecorded(u)) => {
+                // A stand-in with what an unrecorded span knows.
+                let mut r = SpanRecord::new(self.trace_id, self.parent_id, u.name.clone());
+                r.span_id = self.span_id;
+                r.kind = u.kind;
+                r.sampled = false;
+                r.start_mono = u.start_mono;
+                r.start_ns = clock::to_wall_ns(u.start_mono);
+                r.end_mono = u.end_mono;
+                if u.failed {
+                    r.status = Status::Error;
+                }
+                f(&r)
+            }
             None => f(&SpanRecord::new(
                 self.trace_id,
                 self.parent_id,
@@ -102,10 +159,7 @@ impl SpanPy {
     #[inline]
     pub fn activate<'py>(slf: &Bound<'py, Self>) -> PyResult<()> {
         let token = context::set(slf.py(), slf.as_any())?;
-        let mut state = slf.get().state.lock();
-        if state.token.is_none() {
-            state.token = Some(token.unbind());
-        }
+        slf.get().state.lock().tokens.push(token.unbind());
         Ok(())
     }
 
@@ -114,7 +168,7 @@ impl SpanPy {
     /// be reset; that is not the traced code's problem, so it is ignored.
     #[inline]
     pub fn deactivate(&self, py: Python<'_>) {
-        let token = self.state.lock().token.take();
+        let token = self.state.lock().tokens.pop();
         if let Some(token) = token {
             if context::reset(py, token.bind(py)).is_err() {
                 let _ = PyErr::take(py);
@@ -124,7 +178,12 @@ impl SpanPy {
 
     pub fn record_error(&self, error: ErrorInfo) {
         let limits = self.tracer.get().limits();
-        self.with_active(|r| r.set_error(error, &limits));
+        let mut state = self.state.lock();
+        match state.record.as_mut() {
+            Some(Record::Active(r)) => r.set_error(error, &limits),
+            Some(Record::Unrecorded(u)) if u.end_mono == 0 => u.failed = true,
+            _ => {}
+        }
     }
 
     /// Ends the span (once) and hands it to the tracer's writer.
@@ -140,6 +199,22 @@ impl SpanPy {
                     let shared = UniqueArc::shareable(record);
                     state.record = Some(Record::Finished(shared.clone()));
                     Some(shared)
+                }
+                Some(Record::Unrecorded(mut u)) => {
+                    let first_end = u.end_mono == 0;
+                    if first_end {
+                        u.end_mono = end_mono.max(u.start_mono + 1);
+                    }
+                    let (local_root, failed) = (u.local_root, u.failed);
+                    state.record = Some(Record::Unrecorded(u));
+                    drop(state);
+                    if first_end && self.fork_epoch == fork::epoch() {
+                        self.tracer
+                            .get()
+                            .collector
+                            .unrecorded_span_finished(local_root, failed);
+                    }
+                    return;
                 }
                 other => {
                     state.record = other;
@@ -191,9 +266,14 @@ fn is_failure(py: Python<'_>, exc: &Bound<'_, PyAny>) -> bool {
 }
 
 /// Records an exception escaping a span or a traced call.
-pub fn record_exception(py: Python<'_>, span: &SpanPy, exc: &Bound<'_, PyAny>) {
+pub fn record_exception(
+    py: Python<'_>,
+    span: &SpanPy,
+    exc: &Bound<'_, PyAny>,
+    traceback: Option<&Bound<'_, PyAny>>,
+) {
     if is_failure(py, exc) {
-        span.record_error(convert::exception(py, exc));
+        span.record_error(convert::exception_with_traceback(py, exc, traceback));
     }
 }
 
@@ -316,11 +396,14 @@ impl SpanPy {
     }
 
     fn is_recording(&self) -> bool {
-        self.sampled && !self.is_finished()
+        self.recording && !self.is_finished()
     }
 
     #[inline]
     fn set_tag(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) {
+        if !self.recording {
+            return;
+        }
         // Convert before locking: str() may run arbitrary Python code.
         let key = convert::key(key);
         let value = convert::value(value);
@@ -335,6 +418,9 @@ impl SpanPy {
     }
 
     fn set_tags(&self, tags: &Bound<'_, PyAny>) -> PyResult<()> {
+        if !self.recording {
+            return Ok(());
+        }
         let items = tags.call_method0("items").map_err(|_| {
             PyTypeError::new_err("set_tags() takes a mapping of attribute names to values")
         })?;
@@ -359,6 +445,9 @@ impl SpanPy {
         timestamp: Option<u64>,
         fields: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
+        if !self.recording {
+            return Ok(());
+        }
         let limits = self.tracer.get().limits();
         let mut event = Event {
             name: convert::display(message),
@@ -514,10 +603,11 @@ impl SpanPy {
         py: Python<'_>,
         _exc_type: &Bound<'_, PyAny>,
         exc_value: &Bound<'_, PyAny>,
-        _traceback: &Bound<'_, PyAny>,
+        traceback: &Bound<'_, PyAny>,
     ) -> bool {
         if !exc_value.is_none() {
-            record_exception(py, self, exc_value);
+            let tb = Some(traceback).filter(|t| !t.is_none());
+            record_exception(py, self, exc_value, tb);
         }
         self.deactivate(py);
         self.end_span(py, None);

@@ -97,7 +97,8 @@ impl TracedCallPy {
         let s = span.get();
         s.deactivate(py);
         if let Err(err) = &result {
-            record_exception(py, s, err.value(py).as_any());
+            let traceback = err.traceback(py).map(|t| t.into_any());
+            record_exception(py, s, err.value(py).as_any(), traceback.as_ref());
         }
         s.end_span(py, None);
         result

@@ -17,7 +17,7 @@ use crate::collector::Collector;
 use crate::config::{ConfigOverrides, OutputDir, ProcessEnv};
 use crate::ids::{SpanId, TraceId};
 use crate::live::LiveAnalysis;
-use crate::sampling::RatioSampler;
+use crate::sampling::Sampler;
 use crate::span::SpanKind;
 
 use super::context;
@@ -52,7 +52,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for OutputDirArg {
 pub struct TracerPy {
     pub collector: Arc<Collector>,
     pub service: Py<PyString>,
-    sampler: RatioSampler,
+    sampler: Sampler,
 }
 
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -142,23 +142,44 @@ impl TracerPy {
                 None => None,
             },
         };
+        let (trace_id, sampled) = match &inherited {
+            Some(p) if p.remote => (
+                p.trace_id,
+                me.sampler.sample_remote_child(p.trace_id, p.sampled),
+            ),
+            Some(p) => (p.trace_id, p.sampled),
+            None => {
+                let trace_id = TraceId::random();
+                (trace_id, me.sampler.sample_new_trace(trace_id))
+            }
+        };
+        let local_root = inherited.as_ref().is_none_or(|p| p.remote);
+        if !sampled && !me.collector.config.tail.enabled() {
+            // Nothing will be written: skip the record and all conversions.
+            me.collector.span_started(local_root);
+            let span = SpanPy::unrecorded(
+                slf.clone().unbind(),
+                trace_id,
+                inherited.map(|p| p.span_id),
+                name,
+                kind,
+                local_root,
+                clock::monotonic_ns(),
+            );
+            return Bound::new(py, span);
+        }
         let pool = &me.collector.pipeline().pool;
         let mut record = match inherited {
             Some(parent) => {
-                let mut r = pool.record(parent.trace_id, Some(parent.span_id), name);
-                r.sampled = parent.sampled;
+                let mut r = pool.record(trace_id, Some(parent.span_id), name);
                 r.remote_parent = parent.remote;
-                r.is_local_root = parent.remote;
                 r.parent_service = parent.service;
                 r
             }
-            None => {
-                let trace_id = TraceId::random();
-                let mut r = pool.record(trace_id, None, name);
-                r.sampled = me.sampler.should_sample(trace_id);
-                r
-            }
+            None => pool.record(trace_id, None, name),
         };
+        record.sampled = sampled;
+        record.is_local_root = local_root;
         record.kind = kind;
         let limits = me.limits();
         for (k, v) in tags {
@@ -281,6 +302,10 @@ impl TracerPy {
         max_events=None,
         max_file_size_mb=None,
         max_recent_traces=None,
+        max_traces_per_second=None,
+        parent_based=None,
+        keep_errors=None,
+        keep_slower_than_ms=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -295,6 +320,10 @@ impl TracerPy {
         max_events: Option<i64>,
         max_file_size_mb: Option<f64>,
         max_recent_traces: Option<i64>,
+        max_traces_per_second: Option<f64>,
+        parent_based: Option<bool>,
+        keep_errors: Option<bool>,
+        keep_slower_than_ms: Option<f64>,
     ) -> PyResult<Self> {
         let service_name = match service_name.filter(|s| !s.is_none()) {
             None => None,
@@ -315,6 +344,10 @@ impl TracerPy {
             max_events,
             max_file_size_mb,
             max_recent_traces,
+            max_traces_per_second,
+            parent_based,
+            keep_errors,
+            keep_slower_than_ms,
         };
         let (config, warnings) = overrides
             .resolve(&ProcessEnv)
@@ -322,7 +355,11 @@ impl TracerPy {
         for w in &warnings {
             log_warning(py, w);
         }
-        let sampler = RatioSampler::new(config.sample_rate);
+        let sampler = Sampler::new(
+            config.sample_rate,
+            config.max_traces_per_second,
+            config.parent_based,
+        );
         let service = PyString::new(py, &config.service_name).unbind();
         let collector = Collector::new(config);
         fork::register(&collector);
@@ -379,6 +416,10 @@ impl TracerPy {
             c.max_file_bytes as f64 / (1024.0 * 1024.0),
         )?;
         d.set_item("max_recent_traces", c.live.max_recent_traces)?;
+        d.set_item("max_traces_per_second", c.max_traces_per_second)?;
+        d.set_item("parent_based", c.parent_based)?;
+        d.set_item("keep_errors", c.tail.keep_errors)?;
+        d.set_item("keep_slower_than_ms", c.tail.keep_slower_than_ms)?;
         Ok(d)
     }
 
