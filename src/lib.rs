@@ -14,6 +14,7 @@ pub mod jsonl;
 pub mod live;
 pub mod metrics;
 pub mod pool;
+pub mod propagation;
 pub mod sampling;
 pub mod span;
 pub mod trace_summary;

@@ -4,7 +4,15 @@ Spans are recorded in Rust and written to JSONL files by a background thread;
 see README.md for the guide and every configuration option.
 """
 
-from ferrotrace._core import Span, SpanContext, Tracer, __version__, current_span
+from ferrotrace._core import (
+    Span,
+    SpanContext,
+    Tracer,
+    __version__,
+    current_span,
+    extract,
+    inject,
+)
 from ferrotrace._decorators import traced
 from ferrotrace._global import configure, get_tracer
 from ferrotrace._lifecycle import install_process_hooks
@@ -21,6 +29,8 @@ __all__ = [
     "bind_context",
     "configure",
     "current_span",
+    "extract",
     "get_tracer",
+    "inject",
     "traced",
 ]

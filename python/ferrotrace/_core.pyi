@@ -1,9 +1,9 @@
 """Type stubs for the Rust extension module `ferrotrace._core`."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from os import PathLike
 from types import TracebackType
-from typing import Any, Callable, Literal, final
+from typing import Any, Callable, Literal, Protocol, final
 
 __version__: str
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
     "_set_global_tracer",
     "_shutdown_all",
     "current_span",
+    "extract",
+    "inject",
 ]
 
 _Kind = Literal["internal", "server", "client", "producer", "consumer"]
@@ -30,7 +32,12 @@ class SpanContext:
     """A span's identity as carried between processes."""
 
     def __new__(
-        cls, trace_id: str, span_id: str, sampled: bool = True, is_remote: bool = True
+        cls,
+        trace_id: str,
+        span_id: str,
+        sampled: bool = True,
+        is_remote: bool = True,
+        tracestate: str | None = None,
     ) -> SpanContext: ...
     @property
     def trace_id(self) -> str: ...
@@ -42,6 +49,9 @@ class SpanContext:
     def is_remote(self) -> bool: ...
     @property
     def trace_flags(self) -> int: ...
+    @property
+    def tracestate(self) -> str | None:
+        """The W3C tracestate received with this context (normalised), or None."""
     def __eq__(self, value: object, /) -> bool: ...
 
 @final
@@ -185,6 +195,33 @@ class TracedCall:
     def start_span(self) -> Span: ...
 
 def current_span() -> Span | None: ...
+
+class _HeaderSetter(Protocol):
+    def __setitem__(self, name: str, value: str, /) -> Any: ...
+
+_Propagators = str | Sequence[str] | None
+
+def inject(
+    carrier: _HeaderSetter | list[Any],
+    span: Span | SpanContext | None = None,
+    propagators: _Propagators = None,
+) -> None:
+    """Writes the active span's context (or `span`'s) into `carrier` as headers.
+
+    `carrier[name] = value` for a mapping; a list gets `(name, value)` pairs
+    (bytes when it already holds bytes names). Nothing is written when there
+    is no span. `propagators`: names among "tracecontext", "b3", "b3multi",
+    "xtrace" (default: the global tracer's, else FERROTRACE_PROPAGATORS /
+    OTEL_PROPAGATORS, else "tracecontext").
+    """
+
+def extract(carrier: Any, propagators: _Propagators = None) -> SpanContext | None:
+    """Reads a trace context from incoming headers, or None if there is no valid one.
+
+    `carrier`: a mapping (dict, framework headers) or a list of (name, value)
+    pairs; names match in any case, str or bytes (Latin-1). Junk never raises.
+    """
+
 def _set_current(span: Span) -> Any: ...
 def _reset_current(token: Any) -> None: ...
 def _set_global_tracer(tracer: Tracer | None) -> None: ...

@@ -3,6 +3,7 @@
 mod context;
 mod convert;
 mod fork;
+mod propagation;
 mod span;
 mod traced;
 mod tracer;
@@ -38,6 +39,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::SpanContextPy>()?;
     m.add_class::<traced::TracedCallPy>()?;
     m.add_function(wrap_pyfunction!(current_span, m)?)?;
+    m.add_function(wrap_pyfunction!(propagation::inject, m)?)?;
+    m.add_function(wrap_pyfunction!(propagation::extract, m)?)?;
     m.add_function(wrap_pyfunction!(_set_current, m)?)?;
     m.add_function(wrap_pyfunction!(_reset_current, m)?)?;
     m.add_function(wrap_pyfunction!(tracer::_set_global_tracer, m)?)?;

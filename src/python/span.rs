@@ -18,6 +18,7 @@ use crate::attributes::AttrValue;
 use crate::clock;
 use crate::ids::{SpanId, TraceId};
 use crate::jsonl;
+use crate::propagation::{self, Extracted};
 use crate::span::{ErrorInfo, Event, SpanKind, SpanRecord, Status};
 
 use super::context;
@@ -56,6 +57,9 @@ pub struct SpanPy {
     pub span_id: SpanId,
     pub parent_id: Option<SpanId>,
     pub sampled: bool,
+    /// The W3C `tracestate` this span's trace arrived with, passed on by
+    /// `inject` (see [`SpanPy::with_tracestate`]).
+    pub tracestate: Option<std::sync::Arc<str>>,
     /// Whether attributes, events and errors are kept (false for spans
     /// head-sampled out with no tail rules: they skip all conversion work).
     recording: bool,
@@ -72,6 +76,7 @@ impl SpanPy {
             span_id: record.span_id,
             parent_id: record.parent_id,
             sampled: record.sampled,
+            tracestate: None,
             recording: true,
             tracer,
             fork_epoch: fork::epoch(),
@@ -98,6 +103,7 @@ impl SpanPy {
             span_id: SpanId::random(),
             parent_id,
             sampled: false,
+            tracestate: None,
             recording: false,
             tracer,
             fork_epoch: fork::epoch(),
@@ -113,6 +119,13 @@ impl SpanPy {
                 tokens: Vec::new(),
             }),
         }
+    }
+
+    /// Sets the `tracestate` to propagate: a span continuing a remote
+    /// context, or a child of a span that did, passes it on unchanged.
+    pub fn with_tracestate(mut self, tracestate: Option<std::sync::Arc<str>>) -> Self {
+        self.tracestate = tracestate;
+        self
     }
 
     /// Runs `f` on the record if the span is still open; returns whether it ran.
@@ -392,6 +405,7 @@ impl SpanPy {
             span_id: self.span_id,
             sampled: self.sampled,
             remote: false,
+            tracestate: self.tracestate.as_deref().map(str::to_owned),
         }
     }
 
@@ -669,13 +683,44 @@ pub struct SpanContextPy {
     pub span_id: SpanId,
     pub sampled: bool,
     pub remote: bool,
+    /// W3C `tracestate`, validated and normalised; never empty.
+    pub tracestate: Option<String>,
+}
+
+impl SpanContextPy {
+    /// A context read from incoming headers.
+    pub fn remote(extracted: Extracted) -> Self {
+        SpanContextPy {
+            trace_id: extracted.trace_id,
+            span_id: extracted.span_id,
+            sampled: extracted.sampled,
+            remote: true,
+            tracestate: extracted.tracestate,
+        }
+    }
+
+    /// This context as the propagation formats write it.
+    pub fn propagated(&self) -> propagation::Context<'_> {
+        propagation::Context {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            sampled: self.sampled,
+            tracestate: self.tracestate.as_deref(),
+        }
+    }
 }
 
 #[pymethods]
 impl SpanContextPy {
     #[new]
-    #[pyo3(signature = (trace_id, span_id, sampled=true, is_remote=true))]
-    fn py_new(trace_id: &str, span_id: &str, sampled: bool, is_remote: bool) -> PyResult<Self> {
+    #[pyo3(signature = (trace_id, span_id, sampled=true, is_remote=true, tracestate=None))]
+    fn py_new(
+        trace_id: &str,
+        span_id: &str,
+        sampled: bool,
+        is_remote: bool,
+        tracestate: Option<&str>,
+    ) -> PyResult<Self> {
         let trace = TraceId::from_hex(trace_id).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "trace_id must be 32 lowercase hex digits, not all zero: {trace_id:?}"
@@ -686,12 +731,30 @@ impl SpanContextPy {
                 "span_id must be 16 lowercase hex digits, not all zero: {span_id:?}"
             ))
         })?;
+        let tracestate = match tracestate {
+            None => None,
+            Some(text) if text.trim_matches([' ', '\t']).is_empty() => None,
+            Some(text) => Some(propagation::parse_tracestate(&[text]).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "tracestate is not a valid W3C tracestate (comma-separated key=value \
+                     members, at most 32, lower-case keys, printable ASCII values): {:?}",
+                    text.chars().take(200).collect::<String>()
+                ))
+            })?),
+        };
         Ok(SpanContextPy {
             trace_id: trace,
             span_id: span,
             sampled,
             remote: is_remote,
+            tracestate,
         })
+    }
+
+    /// The W3C `tracestate` carried with this context, or None.
+    #[getter]
+    fn tracestate(&self) -> Option<&str> {
+        self.tracestate.as_deref()
     }
 
     #[getter]
@@ -721,13 +784,36 @@ impl SpanContextPy {
 
     fn __repr__(&self) -> String {
         format!(
-            "SpanContext(trace_id='{}', span_id='{}', sampled={}, is_remote={})",
+            "SpanContext(trace_id='{}', span_id='{}', sampled={}, is_remote={}{})",
             self.trace_id,
             self.span_id,
             if self.sampled { "True" } else { "False" },
-            if self.remote { "True" } else { "False" }
+            if self.remote { "True" } else { "False" },
+            match &self.tracestate {
+                Some(state) => format!(", tracestate={}", python_str_repr(state)),
+                None => String::new(),
+            }
         )
     }
+}
+
+/// `repr()` of a str of printable ASCII, as Python writes it.
+fn python_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        if c == quote || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push(quote);
+    out
 }
 
 pub fn parse_kind(kind: Option<&Bound<'_, PyAny>>) -> PyResult<SpanKind> {
