@@ -449,7 +449,8 @@ pub fn parse_traceparent(value: &str) -> Option<TraceParent> {
 /// separated by commas, with optional whitespace around each member and
 /// empty members skipped. None when there is no member or when any rule is
 /// broken, since W3C asks for the whole `tracestate` to be dropped then:
-/// more than 32 members, a key or value outside the grammar, a repeated key.
+/// more than 32 members, a key or value outside the grammar. A repeated key
+/// keeps its first member (vendors "MAY discard duplicate keys").
 ///
 /// ```
 /// use _core::propagation::parse_tracestate;
@@ -457,7 +458,8 @@ pub fn parse_traceparent(value: &str) -> Option<TraceParent> {
 ///     parse_tracestate(&["rojo=00f067aa0ba902b7 , ,", "congo=t61rcWkgMzE"]).as_deref(),
 ///     Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
 /// );
-/// assert_eq!(parse_tracestate(&["foo=1,foo=2"]), None);
+/// assert_eq!(parse_tracestate(&["foo=1,foo=2"]).as_deref(), Some("foo=1"));
+/// assert_eq!(parse_tracestate(&["@foo=1,bar=2"]), None);
 /// ```
 pub fn parse_tracestate(values: &[&str]) -> Option<String> {
     let total: usize = values.iter().map(|v| v.len() + 1).sum();
@@ -478,11 +480,11 @@ pub fn parse_tracestate(values: &[&str]) -> Option<String> {
             }
             let eq = member.iter().position(|&b| b == b'=')?;
             let (key, val) = (&member[..eq], &member[eq + 1..]);
-            if !valid_tracestate_key(key)
-                || !valid_tracestate_value(val)
-                || keys[..count].contains(&key)
-            {
+            if !valid_tracestate_key(key) || !valid_tracestate_value(val) {
                 return None;
+            }
+            if keys[..count].contains(&key) {
+                continue;
             }
             keys[count] = key;
             count += 1;
@@ -497,26 +499,16 @@ pub fn parse_tracestate(values: &[&str]) -> Option<String> {
 }
 
 fn is_key_char(b: u8) -> bool {
-    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/')
+    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@')
 }
 
-/// `simple-key = lcalpha 0*255(lcalpha / DIGIT / "_" / "-" / "*" / "/")`, or
-/// `tenant@system`: a tenant of 1-241 such characters starting with a
-/// letter or digit, and a system of 1-14 starting with a letter.
+/// `key = (lcalpha / DIGIT) 0*255(keychar)`, keychar being lcalpha, DIGIT,
+/// `_`, `-`, `*`, `/` or `@` (the current W3C grammar, which replaced the
+/// older `tenant@system` form with this simpler one).
 fn valid_tracestate_key(key: &[u8]) -> bool {
-    let tail_ok = |s: &[u8]| s.iter().skip(1).all(|&b| is_key_char(b));
-    match key.iter().position(|&b| b == b'@') {
-        None => (1..=256).contains(&key.len()) && key[0].is_ascii_lowercase() && tail_ok(key),
-        Some(at) => {
-            let (tenant, system) = (&key[..at], &key[at + 1..]);
-            (1..=241).contains(&tenant.len())
-                && (tenant[0].is_ascii_lowercase() || tenant[0].is_ascii_digit())
-                && tail_ok(tenant)
-                && (1..=14).contains(&system.len())
-                && system[0].is_ascii_lowercase()
-                && tail_ok(system)
-        }
-    }
+    (1..=256).contains(&key.len())
+        && (key[0].is_ascii_lowercase() || key[0].is_ascii_digit())
+        && key[1..].iter().all(|&b| is_key_char(b))
 }
 
 /// 1-256 printable ASCII characters other than `,` and `=`, not ending in a

@@ -16,6 +16,8 @@ from ferrotrace._core import (
 from ferrotrace._decorators import traced
 from ferrotrace._global import configure, get_tracer
 from ferrotrace._lifecycle import install_process_hooks
+from ferrotrace.http_clients import instrument_httpx, instrument_requests
+from ferrotrace.log_correlation import instrument_logging
 from ferrotrace.threads import ContextThreadPoolExecutor, bind_context
 
 install_process_hooks()
@@ -32,5 +34,8 @@ __all__ = [
     "extract",
     "get_tracer",
     "inject",
+    "instrument_httpx",
+    "instrument_logging",
+    "instrument_requests",
     "traced",
 ]

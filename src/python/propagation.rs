@@ -12,7 +12,6 @@
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::propagation::{self, Propagator, MAX_HEADER_VALUE_LEN};
@@ -20,7 +19,7 @@ use crate::propagation::{self, Propagator, MAX_HEADER_VALUE_LEN};
 use super::context;
 use super::convert;
 use super::span::{SpanContextPy, SpanPy};
-use super::tracer::{self, TracerPy};
+use super::tracer;
 
 /// Every header name some format reads; a bit per name in a [`NameSet`].
 const NAMES: [&str; 10] = [
@@ -353,33 +352,13 @@ fn names_type_error(obj: &Bound<'_, PyAny>) -> PyErr {
     ))
 }
 
-static TRACER_HAS_PROPAGATORS: PyOnceLock<bool> = PyOnceLock::new();
-
-/// The global tracer's formats if it was configured with some, else the
-/// environment's (FERROTRACE_PROPAGATORS, then OTEL_PROPAGATORS), else
-/// `tracecontext`.
+/// The global tracer's formats if it was given `propagators=`, else the
+/// environment's
+/// (FERROTRACE_PROPAGATORS, then OTEL_PROPAGATORS), else `tracecontext`.
 pub fn default_propagators(py: Python<'_>) -> Vec<Propagator> {
-    if let Some(list) = global_tracer_propagators(py) {
-        return list;
-    }
-    env_propagators(py)
-}
-
-/// Reads `Tracer.propagators` (a list of names) where the Tracer has one.
-fn global_tracer_propagators(py: Python<'_>) -> Option<Vec<Propagator>> {
-    let has = *TRACER_HAS_PROPAGATORS.get_or_init(py, || {
-        py.get_type::<TracerPy>()
-            .hasattr(intern!(py, "propagators"))
-            .unwrap_or(false)
-    });
-    if !has {
-        return None;
-    }
-    let tracer = tracer::_global_tracer(py)?;
-    match tracer.bind(py).getattr(intern!(py, "propagators")) {
-        Ok(names) if !names.is_none() => parse_names_arg(&names).ok(),
-        Ok(_) => None,
-        Err(_) => None,
+    match tracer::_global_tracer(py).and_then(|t| t.get().propagators.clone()) {
+        Some(list) => list,
+        None => env_propagators(py),
     }
 }
 

@@ -381,6 +381,18 @@ impl SpanPy {
         self.read(|r| r.is_finished())
     }
 
+    /// Renames the span (e.g. once a web framework has matched the route).
+    fn update_name(&self, name: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = convert::span_name(name)?;
+        let mut state = self.state.lock();
+        match state.record.as_mut() {
+            Some(Record::Active(r)) => r.name = name,
+            Some(Record::Unrecorded(u)) if u.end_mono == 0 => u.name = name,
+            _ => {}
+        }
+        Ok(())
+    }
+
     /// A copy of the span's attributes.
     #[getter]
     fn attributes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

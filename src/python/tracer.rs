@@ -17,12 +17,14 @@ use crate::collector::Collector;
 use crate::config::{ConfigOverrides, OutputDir, ProcessEnv};
 use crate::ids::{SpanId, TraceId};
 use crate::live::LiveAnalysis;
+use crate::propagation::Propagator;
 use crate::sampling::Sampler;
 use crate::span::SpanKind;
 
 use super::context;
 use super::convert;
 use super::fork;
+use super::propagation;
 use super::span::{parse_kind, SpanContextPy, SpanPy};
 use super::values;
 
@@ -53,6 +55,9 @@ pub struct TracerPy {
     pub collector: Arc<Collector>,
     pub service: Py<PyString>,
     sampler: Sampler,
+    /// Header formats for `ft.inject`/`ft.extract` when this is the global
+    /// tracer, if given as `propagators=`; otherwise the environment decides.
+    pub propagators: Option<Vec<Propagator>>,
 }
 
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -154,6 +159,7 @@ impl TracerPy {
             }
         };
         let local_root = inherited.as_ref().is_none_or(|p| p.remote);
+        let tracestate = inherited.as_ref().and_then(|p| p.tracestate.clone());
         if !sampled && !me.collector.config.tail.enabled() {
             // Nothing will be written: skip the record and all conversions.
             me.collector.span_started(local_root);
@@ -165,7 +171,8 @@ impl TracerPy {
                 kind,
                 local_root,
                 clock::monotonic_ns(),
-            );
+            )
+            .with_tracestate(tracestate);
             return Bound::new(py, span);
         }
         let pool = &me.collector.pipeline().pool;
@@ -200,7 +207,10 @@ impl TracerPy {
         record.start_mono = mono;
         record.start_ns = clock::to_wall_ns(mono);
         me.collector.span_started(record.is_local_root);
-        Bound::new(py, SpanPy::new(slf.clone().unbind(), record))
+        Bound::new(
+            py,
+            SpanPy::new(slf.clone().unbind(), record).with_tracestate(tracestate),
+        )
     }
 }
 
@@ -246,6 +256,8 @@ struct Parent {
     remote: bool,
     /// Set when the parent belongs to another service traced in this process.
     service: Option<CompactString>,
+    /// The W3C tracestate to pass on (from a remote context, or inherited).
+    tracestate: Option<Arc<str>>,
 }
 
 #[inline]
@@ -263,6 +275,7 @@ fn span_parent(me: &TracerPy, parent: &SpanPy) -> Parent {
         sampled: parent.sampled,
         remote: false,
         service,
+        tracestate: parent.tracestate.clone(),
     }
 }
 
@@ -279,6 +292,7 @@ fn parent_of(me: &TracerPy, parent: &Bound<'_, PyAny>) -> PyResult<Parent> {
             sampled: c.sampled,
             remote: c.remote,
             service: None,
+            tracestate: c.tracestate.as_deref().map(Arc::from),
         });
     }
     Err(PyTypeError::new_err(format!(
@@ -306,6 +320,7 @@ impl TracerPy {
         parent_based=None,
         keep_errors=None,
         keep_slower_than_ms=None,
+        propagators=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn py_new(
@@ -324,7 +339,12 @@ impl TracerPy {
         parent_based: Option<bool>,
         keep_errors: Option<bool>,
         keep_slower_than_ms: Option<f64>,
+        propagators: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let propagators = match propagators.filter(|p| !p.is_none()) {
+            Some(names) => Some(propagation::resolve_propagators(py, Some(names))?),
+            None => None,
+        };
         let service_name = match service_name.filter(|s| !s.is_none()) {
             None => None,
             Some(s) => Some(
@@ -367,6 +387,7 @@ impl TracerPy {
             collector,
             service,
             sampler,
+            propagators,
         })
     }
 
@@ -387,6 +408,21 @@ impl TracerPy {
     #[getter]
     fn service_name<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
         self.service.bind(py).clone()
+    }
+
+    /// The header formats `ft.inject`/`ft.extract` use with this tracer
+    /// global ("tracecontext", "b3", "b3multi", "xtrace").
+    #[getter]
+    fn propagators(&self, py: Python<'_>) -> Vec<&'static str> {
+        let env;
+        let list = match &self.propagators {
+            Some(list) => list,
+            None => {
+                env = propagation::env_propagators(py);
+                &env
+            }
+        };
+        list.iter().map(|p| p.name()).collect()
     }
 
     #[getter]
@@ -420,6 +456,7 @@ impl TracerPy {
         d.set_item("parent_based", c.parent_based)?;
         d.set_item("keep_errors", c.tail.keep_errors)?;
         d.set_item("keep_slower_than_ms", c.tail.keep_slower_than_ms)?;
+        d.set_item("propagators", self.propagators(py))?;
         Ok(d)
     }
 

@@ -1,0 +1,141 @@
+"""ASGI middleware: one server span per HTTP request (FastAPI, Starlette, any ASGI app).
+
+    from ferrotrace.asgi import TracingMiddleware
+    app.add_middleware(TracingMiddleware)                  # FastAPI / Starlette
+    app.add_middleware(TracingMiddleware, tracer=tracer, exclude_paths=["/health"])
+
+Each request gets a server span named ``METHOD route-template`` (``GET
+/items/{item_id}``, from the route the framework matched; just ``METHOD``
+when none matched), continuing the caller's trace when the request carries
+trace context headers. It carries the OpenTelemetry HTTP semantic-convention
+attributes, fails on 5xx and on exceptions (recorded, then re-raised
+unchanged), and ends when the last body chunk is sent, so streaming
+responses are timed in full. The trace id is returned in a response header
+(``x-trace-id`` by default). Websocket and lifespan traffic passes through
+untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Iterable, MutableMapping
+from typing import Any, Callable
+
+import ferrotrace as ft
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class TracingMiddleware:
+    """Pure ASGI middleware; see the module docstring."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        tracer: Any = None,
+        exclude_paths: Iterable[str] = (),
+        response_header: str | None = "x-trace-id",
+    ) -> None:
+        self.app = app
+        self.tracer = tracer
+        self.exclude_paths = frozenset(exclude_paths)
+        self.response_header = (
+            response_header.lower().encode("latin-1") if response_header else None
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http" or scope.get("path") in self.exclude_paths:
+            await self.app(scope, receive, send)
+            return
+        tracer = self.tracer if self.tracer is not None else ft.get_tracer()
+        method = scope.get("method", "GET")
+        span = tracer.start_span(
+            method,
+            kind="server",
+            parent=ft.extract(scope.get("headers") or ()),
+            tags=_request_attributes(scope, method),
+        )
+        status: list[int] = []
+        trace_header = (
+            (self.response_header, span.trace_id.encode("latin-1"))
+            if self.response_header
+            else None
+        )
+
+        async def traced_send(message: Message) -> None:
+            if message.get("type") == "http.response.start":
+                code = int(message.get("status", 0))
+                status.append(code)
+                span.set_tag("http.response.status_code", code)
+                if code >= 500:
+                    span.set_status("error")
+                if trace_header is not None:
+                    message = dict(message)
+                    message["headers"] = [*message.get("headers", ()), trace_header]
+            await send(message)
+
+        with span:
+            try:
+                await self.app(scope, receive, traced_send)
+            except BaseException as exc:
+                if not status:
+                    span.set_tag("http.response.status_code", 500)
+                span.set_tag("error.type", type(exc).__qualname__)
+                raise
+            finally:
+                route = _route_template(scope)
+                if route is not None:
+                    span.set_tag("http.route", route)
+                    span.update_name(f"{method} {route}")
+
+
+def _request_attributes(scope: Scope, method: str) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.path": scope.get("path", ""),
+        "url.scheme": scope.get("scheme", "http"),
+    }
+    query = scope.get("query_string")
+    if query:
+        attributes["url.query"] = query.decode("latin-1")
+    version = scope.get("http_version")
+    if version:
+        attributes["network.protocol.version"] = version
+    host = None
+    for name, value in scope.get("headers") or ():
+        if name == b"host":
+            host = value.decode("latin-1")
+        elif name == b"user-agent":
+            attributes["user_agent.original"] = value.decode("latin-1")
+    server = scope.get("server")
+    if host:
+        address, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+        attributes["server.address"] = address or host
+        if port.isdigit():
+            attributes["server.port"] = int(port)
+    elif server:
+        attributes["server.address"] = server[0]
+        if server[1] is not None:
+            attributes["server.port"] = server[1]
+    client = scope.get("client")
+    if client:
+        attributes["client.address"] = client[0]
+        if client[1] is not None:
+            attributes["client.port"] = client[1]
+    return attributes
+
+
+def _route_template(scope: Scope) -> str | None:
+    """The matched route's path template, as Starlette/FastAPI record it in the scope."""
+    route = scope.get("route")
+    path = getattr(route, "path", None) or getattr(route, "path_format", None)
+    if not isinstance(path, str):
+        return None
+    root_path = scope.get("root_path", "")
+    app_root = scope.get("app_root_path", root_path)
+    # Routes inside a Mount are relative to the mount point.
+    prefix = root_path[len(app_root) :] if root_path.startswith(app_root) else ""
+    return prefix + path
