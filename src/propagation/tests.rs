@@ -287,7 +287,10 @@ fn tracestate_accepted_and_normalised() {
         (vec!["1foo=1".into()], "1foo=1".into()),
         (vec!["foo@=1,bar=2".into()], "foo@=1,bar=2".into()),
         (vec!["foo@@bar=1,bar=2".into()], "foo@@bar=1,bar=2".into()),
-        (vec!["foo@bar@baz=1,bar=2".into()], "foo@bar@baz=1,bar=2".into()),
+        (
+            vec!["foo@bar@baz=1,bar=2".into()],
+            "foo@bar@baz=1,bar=2".into(),
+        ),
         (vec!["t@1v=1".into()], "t@1v=1".into()),
         (
             vec!["foo=1".into(), format!("{}@v=1", "t".repeat(242))],

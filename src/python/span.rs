@@ -46,9 +46,11 @@ struct Unrecorded {
 struct SpanState {
     /// None only transiently, while `finish` swaps Active for Finished.
     record: Option<Record>,
-    /// Context tokens of `activate`, innermost last (a span entered again
-    /// inside its own `with` block stacks a second one).
-    tokens: Vec<Py<PyAny>>,
+    /// The context token of the innermost `activate`.
+    token: Option<Py<PyAny>>,
+    /// Tokens of outer activations when a span is entered again inside its
+    /// own `with` block (rare: kept apart so the usual case never allocates).
+    outer_tokens: Vec<Py<PyAny>>,
 }
 
 #[pyclass(name = "Span", module = "ferrotrace._core", frozen, freelist = 1024)]
@@ -82,7 +84,8 @@ impl SpanPy {
             fork_epoch: fork::epoch(),
             state: Mutex::new(SpanState {
                 record: Some(Record::Active(record)),
-                tokens: Vec::new(),
+                token: None,
+                outer_tokens: Vec::new(),
             }),
         }
     }
@@ -116,7 +119,8 @@ impl SpanPy {
                     local_root,
                     failed: false,
                 })),
-                tokens: Vec::new(),
+                token: None,
+                outer_tokens: Vec::new(),
             }),
         }
     }
@@ -172,7 +176,10 @@ impl SpanPy {
     #[inline]
     pub fn activate<'py>(slf: &Bound<'py, Self>) -> PyResult<()> {
         let token = context::set(slf.py(), slf.as_any())?;
-        slf.get().state.lock().tokens.push(token.unbind());
+        let mut state = slf.get().state.lock();
+        if let Some(outer) = state.token.replace(token.unbind()) {
+            state.outer_tokens.push(outer);
+        }
         Ok(())
     }
 
@@ -181,7 +188,12 @@ impl SpanPy {
     /// be reset; that is not the traced code's problem, so it is ignored.
     #[inline]
     pub fn deactivate(&self, py: Python<'_>) {
-        let token = self.state.lock().tokens.pop();
+        let token = {
+            let mut state = self.state.lock();
+            let token = state.token.take();
+            state.token = state.outer_tokens.pop();
+            token
+        };
         if let Some(token) = token {
             if context::reset(py, token.bind(py)).is_err() {
                 let _ = PyErr::take(py);
