@@ -5,10 +5,12 @@ see README.md for the guide and every configuration option.
 """
 
 from ferrotrace._core import (
+    Analysis,
     Span,
     SpanContext,
     Tracer,
     __version__,
+    analyze,
     current_span,
     extract,
     inject,
@@ -23,11 +25,13 @@ from ferrotrace.threads import ContextThreadPoolExecutor, bind_context
 install_process_hooks()
 
 __all__ = [
+    "Analysis",
     "ContextThreadPoolExecutor",
     "Span",
     "SpanContext",
     "Tracer",
     "__version__",
+    "analyze",
     "bind_context",
     "configure",
     "current_span",

@@ -3,10 +3,11 @@
 from collections.abc import Mapping, Sequence
 from os import PathLike
 from types import TracebackType
-from typing import Any, Callable, Literal, Protocol, final
+from typing import Any, Callable, Literal, Protocol, TypedDict, final
 
 __version__: str
 __all__ = [
+    "Analysis",
     "Span",
     "SpanContext",
     "TracedCall",
@@ -19,9 +20,11 @@ __all__ = [
     "_set_current",
     "_set_global_tracer",
     "_shutdown_all",
+    "analyze",
     "current_span",
     "extract",
     "inject",
+    "operation_stats",
 ]
 
 _Kind = Literal["internal", "server", "client", "producer", "consumer"]
@@ -233,3 +236,152 @@ def _global_tracer() -> Tracer | None: ...
 def _after_fork_in_child() -> None: ...
 def _shutdown_all(timeout: float = 5.0) -> bool: ...
 def _flush_all(timeout: float = 5.0) -> bool: ...
+
+# Analysis over span files. Results are plain dicts and lists; these shapes
+# are for type checkers only.
+
+class _LatencyStats(TypedDict):
+    count: int
+    min: float
+    max: float
+    avg: float
+    p50: float
+    p95: float
+    p99: float
+
+class _TraceSummary(TypedDict):
+    trace_id: str
+    root_span_id: str | None
+    service: str
+    operation: str
+    status: Literal["ok", "error"]
+    start_ns: int
+    duration_ms: float
+    span_count: int
+    error_count: int
+
+class _Trace(_TraceSummary):
+    spans: list[dict[str, Any]]
+
+class _Dependency(TypedDict):
+    caller: str
+    callee: str
+    calls: int
+
+class _Operation(TypedDict):
+    service: str
+    operation: str
+    count: int
+    error_count: int
+    error_rate: float
+    min: float
+    max: float
+    avg: float
+    p50: float
+    p95: float
+    p99: float
+    total_ms: float
+    self_ms: float | None
+    time_share: float | None
+
+class _ErrorGroup(TypedDict):
+    fingerprint: str
+    type: str
+    message: str
+    example_message: str
+    service: str
+    operation: str
+    count: int
+    first_seen_ns: int
+    last_seen_ns: int
+    example_trace_id: str
+
+class _PathSegment(TypedDict):
+    span_id: str
+    name: str
+    service: str
+    start_ns: int
+    end_ns: int
+    duration_ms: float
+
+class _SkippedLine(TypedDict):
+    path: str
+    line: int
+    error: str
+
+class _ReadReport(TypedDict):
+    files: int
+    lines: int
+    spans: int
+    skipped_lines: int
+    duplicate_spans: int
+    first_skipped: _SkippedLine | None
+
+class _AnalysisReport(_ReadReport):
+    path: str
+
+class _OperationStats(TypedDict):
+    operations: list[_Operation]
+    precision: Literal["exact", "sketch"]
+    report: _ReadReport
+
+_Progress = Callable[[int, int], object]
+
+@final
+class Analysis:
+    """Spans read from files, assembled into traces. Create with `analyze(path)`."""
+
+    def get_trace(self, trace_id: str) -> _Trace | None:
+        """The trace dict, or None if no span of that trace was read."""
+    def latency_stats(
+        self, operation: str | None = None, service: str | None = None
+    ) -> _LatencyStats:
+        """Exact nearest-rank latency stats (ms) of span durations."""
+    def error_traces(self, limit: int | None = None) -> list[_Trace]:
+        """Traces with a failed span, most recent first."""
+    def slow_traces(self, threshold_ms: float) -> list[_Trace]:
+        """Traces at least `threshold_ms` long, slowest first."""
+    def service_dependencies(self) -> list[_Dependency]:
+        """Caller -> callee edges between services with call counts."""
+    def operations(self) -> list[_Operation]:
+        """Per-(service, operation) statistics, most total time first."""
+    def error_groups(self) -> list[_ErrorGroup]:
+        """Failed spans grouped by fingerprint, most frequent first."""
+    def critical_path(self, trace_id: str) -> list[_PathSegment] | None:
+        """The spans that determined the trace's latency, in time order."""
+    def render_tree(self, trace_id: str) -> str | None:
+        """The trace drawn as a text tree."""
+    def find_traces(
+        self,
+        *,
+        service: str | None = None,
+        operation: str | None = None,
+        errors: bool = False,
+        min_duration_ms: float | None = None,
+        limit: int | None = None,
+        order: Literal["recent", "slowest"] = "recent",
+    ) -> list[_TraceSummary]:
+        """Trace summaries (no spans) matching every filter given."""
+    def report(self) -> _AnalysisReport:
+        """Files, lines and spans read; malformed lines skipped."""
+    @property
+    def span_count(self) -> int: ...
+    @property
+    def trace_count(self) -> int: ...
+    @property
+    def skipped_lines(self) -> int: ...
+    @property
+    def files(self) -> int: ...
+
+def analyze(path: str | PathLike[str], *, progress: _Progress | None = None) -> Analysis:
+    """Reads every spans*.jsonl file under `path` (or the one file) into traces.
+
+    Raises FileNotFoundError if `path` does not exist, OSError if it cannot be
+    read; malformed lines are skipped and counted. `progress(bytes_read,
+    bytes_total)` is called every 100 ms while reading.
+    """
+
+def operation_stats(
+    path: str | PathLike[str], *, exact: bool = True, progress: _Progress | None = None
+) -> _OperationStats:
+    """Per-operation statistics streamed from span files without keeping spans."""

@@ -10,6 +10,7 @@ mod operations;
 mod percentile;
 mod reader;
 mod record;
+mod scan;
 mod sketch;
 mod store;
 mod streaming;
@@ -24,10 +25,11 @@ pub use operations::{
 };
 pub use percentile::{nearest_rank, percentile_sorted, LatencyStats};
 pub use reader::{
-    is_span_file_name, read_span_file, read_span_lines, read_spans, span_files, AnalysisError,
-    ReadReport, SkippedLine,
+    is_span_file_name, read_lines, read_span_file, read_span_files_parallel, read_span_lines,
+    read_spans, read_threads, span_files, AnalysisError, ReadProgress, ReadReport, SkippedLine,
 };
 pub use record::{ErrorRow, EventRow, RecordError, SpanRow};
+pub use scan::{scan_stats_fields, StatsFields};
 pub use sketch::{
     AccuracyMismatch, QuantileSketch, DEFAULT_ALPHA, DEFAULT_MAX_BUCKETS, MIN_POSITIVE,
 };

@@ -5,8 +5,9 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use super::record::{RecordError, SpanRow};
 
@@ -17,17 +18,21 @@ pub enum AnalysisError {
     NotFound(PathBuf),
     /// The path exists but reading it (or listing it) failed.
     Io { path: PathBuf, source: io::Error },
+    /// [`ReadProgress::cancel`] stopped the read of `path`.
+    Cancelled(PathBuf),
 }
 
 impl AnalysisError {
     /// The path the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            AnalysisError::NotFound(path) | AnalysisError::Io { path, .. } => path,
+            AnalysisError::NotFound(path)
+            | AnalysisError::Io { path, .. }
+            | AnalysisError::Cancelled(path) => path,
         }
     }
 
-    fn io(path: &Path, source: io::Error) -> Self {
+    pub(crate) fn io(path: &Path, source: io::Error) -> Self {
         if source.kind() == io::ErrorKind::NotFound {
             AnalysisError::NotFound(path.to_path_buf())
         } else {
@@ -48,6 +53,9 @@ impl fmt::Display for AnalysisError {
             AnalysisError::Io { path, source } => {
                 write!(f, "cannot read {}: {source}", path.display())
             }
+            AnalysisError::Cancelled(path) => {
+                write!(f, "reading {} was cancelled", path.display())
+            }
         }
     }
 }
@@ -55,7 +63,7 @@ impl fmt::Display for AnalysisError {
 impl std::error::Error for AnalysisError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            AnalysisError::NotFound(_) => None,
+            AnalysisError::NotFound(_) | AnalysisError::Cancelled(_) => None,
             AnalysisError::Io { source, .. } => Some(source),
         }
     }
@@ -170,10 +178,24 @@ pub fn read_span_file(
 /// Reads span lines from any buffered source; `origin` names it in
 /// [`SkippedLine`]. Blank lines are ignored; malformed ones are counted.
 pub fn read_span_lines<R: BufRead>(
-    mut reader: R,
+    reader: R,
     origin: &Path,
     report: &mut ReadReport,
     on_span: &mut impl FnMut(SpanRow),
+) -> io::Result<()> {
+    read_lines(reader, origin, report, &mut |line| {
+        SpanRow::parse_bytes(line).map(&mut *on_span)
+    })
+}
+
+/// Reads lines from any buffered source, handing each non-blank one to
+/// `on_line`, which counts it as a span (`Ok`) or says why it is not one
+/// (`Err`: counted as skipped; the first is kept in the report).
+pub fn read_lines<R: BufRead>(
+    mut reader: R,
+    origin: &Path,
+    report: &mut ReadReport,
+    on_line: &mut impl FnMut(&[u8]) -> Result<(), RecordError>,
 ) -> io::Result<()> {
     let mut line = Vec::with_capacity(1024);
     let mut number = 0u64;
@@ -187,11 +209,8 @@ pub fn read_span_lines<R: BufRead>(
             continue;
         }
         report.lines += 1;
-        match SpanRow::parse_bytes(&line) {
-            Ok(row) => {
-                report.spans += 1;
-                on_span(row);
-            }
+        match on_line(&line) {
+            Ok(()) => report.spans += 1,
             Err(error) => {
                 report.skipped += 1;
                 if report.first_skipped.is_none() {
@@ -203,6 +222,171 @@ pub fn read_span_lines<R: BufRead>(
                 }
             }
         }
+    }
+}
+
+/// How far a read has got, shared with whoever watches it (a progress bar,
+/// a Ctrl-C handler), and its brake.
+#[derive(Debug, Default)]
+pub struct ReadProgress {
+    read: AtomicU64,
+    total: AtomicU64,
+    cancelled: AtomicBool,
+}
+
+impl ReadProgress {
+    /// Nothing read yet.
+    pub fn new() -> Self {
+        ReadProgress::default()
+    }
+
+    /// Bytes of span files read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read.load(Ordering::Relaxed)
+    }
+
+    /// Total size of the span files being read (0 until they are listed).
+    pub fn bytes_total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Stops the read soon: it fails with [`AnalysisError::Cancelled`].
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`Self::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+    }
+}
+
+/// What reading one file gave: its accumulator and report.
+type FileResult<T> = Result<(T, ReadReport), AnalysisError>;
+
+/// Threads for reading files: one per available core, at most 8.
+pub fn read_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+}
+
+/// Reads every span file under `path` (see [`span_files`]) on up to
+/// `threads` threads, a whole file at a time, largest files first. Each
+/// file gets a fresh accumulator from `start_file`, and `on_line` gets its
+/// non-blank lines in order, returning whether each is a span (see
+/// [`read_lines`]). Returns the accumulators in path order with the merged
+/// report, so the result is the same as a sequential read's.
+pub fn read_span_files_parallel<T: Send>(
+    path: &Path,
+    threads: usize,
+    progress: &ReadProgress,
+    start_file: impl Fn() -> T + Sync,
+    on_line: impl Fn(&mut T, &[u8]) -> Result<(), RecordError> + Sync,
+) -> Result<(Vec<T>, ReadReport), AnalysisError> {
+    let files = span_files(path)?;
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|f| fs::metadata(f).map_or(0, |m| m.len()))
+        .collect();
+    progress.total.store(sizes.iter().sum(), Ordering::Relaxed);
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let worker = || {
+        let mut done: Vec<(usize, FileResult<T>)> = Vec::new();
+        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            if failed.load(Ordering::Relaxed) {
+                break;
+            }
+            let result = read_one_file(&files[i], progress, &start_file, &on_line);
+            if result.is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+            done.push((i, result));
+        }
+        done
+    };
+    let threads = threads.clamp(1, files.len().max(1));
+    let mut results = if threads == 1 {
+        worker()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..threads)
+                .map(|_| {
+                    std::thread::Builder::new()
+                        .name("ferrotrace-read".into())
+                        .spawn_scoped(scope, worker)
+                })
+                .collect();
+            let mut results = worker();
+            for handle in handles {
+                match handle {
+                    Ok(handle) => match handle.join() {
+                        Ok(done) => results.extend(done),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                    // No thread to be had: this one reads the rest.
+                    Err(_) => results.extend(worker()),
+                }
+            }
+            results
+        })
+    };
+    results.sort_by_key(|(i, _)| *i);
+    if progress.is_cancelled() {
+        return Err(AnalysisError::Cancelled(path.to_path_buf()));
+    }
+    let mut report = ReadReport::default();
+    let mut outputs = Vec::with_capacity(results.len());
+    for (_, result) in results {
+        let (output, file_report) = result?;
+        report.merge(file_report);
+        outputs.push(output);
+    }
+    Ok((outputs, report))
+}
+
+fn read_one_file<T>(
+    file: &Path,
+    progress: &ReadProgress,
+    start_file: &impl Fn() -> T,
+    on_line: &impl Fn(&mut T, &[u8]) -> Result<(), RecordError>,
+) -> FileResult<T> {
+    let handle = File::open(file).map_err(|e| AnalysisError::io(file, e))?;
+    let mut report = ReadReport {
+        files: 1,
+        ..ReadReport::default()
+    };
+    let mut output = start_file();
+    let reader = BufReader::with_capacity(
+        256 << 10,
+        Counted {
+            inner: handle,
+            progress,
+        },
+    );
+    read_lines(reader, file, &mut report, &mut |line| {
+        on_line(&mut output, line)
+    })
+    .map_err(|e| AnalysisError::io(file, e))?;
+    Ok((output, report))
+}
+
+/// A file that adds what it reads to a [`ReadProgress`] and stops when
+/// the read is cancelled.
+struct Counted<'a> {
+    inner: File,
+    progress: &'a ReadProgress,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.progress.is_cancelled() {
+            return Err(io::Error::other("read cancelled"));
+        }
+        let n = self.inner.read(buf)?;
+        self.progress.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
     }
 }
 

@@ -9,7 +9,9 @@ use super::deps::{service_dependencies, DependencyEdge};
 use super::errors::{error_groups, ErrorGroup};
 use super::operations::{latency_stats, operation_stats, OperationStats};
 use super::percentile::LatencyStats;
-use super::reader::{read_spans, AnalysisError, ReadReport};
+use super::reader::{
+    read_span_files_parallel, read_threads, AnalysisError, ReadProgress, ReadReport,
+};
 use super::record::SpanRow;
 use super::traces::{TraceSet, TraceView};
 use super::tree::render_tree;
@@ -33,8 +35,29 @@ impl Analysis {
     ///          analysis.latency_stats(None, None).p99);
     /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<Analysis, AnalysisError> {
-        let mut rows = Vec::new();
-        let report = read_spans(path.as_ref(), |row| rows.push(row))?;
+        Self::open_with(path, &ReadProgress::new())
+    }
+
+    /// [`Self::open`], parsing files on every core (see
+    /// [`read_span_files_parallel`]) and reporting to `progress`.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        progress: &ReadProgress,
+    ) -> Result<Analysis, AnalysisError> {
+        let (parts, report) = read_span_files_parallel(
+            path.as_ref(),
+            read_threads(),
+            progress,
+            Vec::new,
+            |rows: &mut Vec<SpanRow>, line| {
+                rows.push(SpanRow::parse_bytes(line)?);
+                Ok(())
+            },
+        )?;
+        let mut rows = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+        for part in parts {
+            rows.extend(part);
+        }
         Ok(Analysis {
             traces: TraceSet::new(rows),
             report,

@@ -17,14 +17,21 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use compact_str::CompactString;
 
 use super::operations::{sort_operations, OperationStats};
 use super::percentile::LatencyStats;
-use super::reader::{read_spans, AnalysisError, ReadReport};
-use super::record::SpanRow;
+use super::reader::{
+    read_span_files_parallel, read_threads, AnalysisError, ReadProgress, ReadReport,
+};
+use super::record::{RecordError, SpanRow};
+use super::scan::scan_stats_fields;
 use super::sketch::QuantileSketch;
+
+/// Below this many spans, sorting on one thread beats starting others.
+const PARALLEL_SORT_SPANS: usize = 200_000;
 
 /// How [`StatsOnly`] keeps durations.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,6 +57,25 @@ struct OperationTally {
 }
 
 impl OperationTally {
+    /// Durations kept (exact) or counted (sketch).
+    fn len(&self) -> usize {
+        match &self.durations {
+            Durations::Exact(values) => values.len(),
+            Durations::Sketch(sketch) => sketch.count() as usize,
+        }
+    }
+
+    fn new(precision: Precision) -> Self {
+        OperationTally {
+            durations: match precision {
+                Precision::Exact => Durations::Exact(Vec::new()),
+                Precision::Sketch => Durations::Sketch(QuantileSketch::new()),
+            },
+            errors: 0,
+            total_ms: 0.0,
+        }
+    }
+
     fn latency(&self) -> LatencyStats {
         match &self.durations {
             Durations::Exact(values) => LatencyStats::from_values(&mut values.clone()),
@@ -86,38 +112,101 @@ impl StatsOnly {
     /// }
     /// ```
     pub fn open(path: impl AsRef<Path>, precision: Precision) -> Result<Self, AnalysisError> {
+        Self::open_with(path, precision, &ReadProgress::new())
+    }
+
+    /// [`Self::open`], reading files on every core (see
+    /// [`read_span_files_parallel`]) and reporting to `progress`.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        precision: Precision,
+        progress: &ReadProgress,
+    ) -> Result<Self, AnalysisError> {
+        let (parts, report) = read_span_files_parallel(
+            path.as_ref(),
+            read_threads(),
+            progress,
+            || StatsOnly::new(precision),
+            |stats, line| stats.add_line(line),
+        )?;
         let mut stats = StatsOnly::new(precision);
-        let report = read_spans(path.as_ref(), |row| stats.add(&row))?;
+        for part in parts {
+            stats.absorb(part);
+        }
         stats.report = report;
         Ok(stats)
     }
 
     /// Counts one span.
     pub fn add(&mut self, span: &SpanRow) {
+        self.count(&span.service, &span.name, span.duration_ms, span.is_error());
+    }
+
+    /// Counts the span on one JSONL line, or says why it is not one. Lines
+    /// as the writer writes them are read without building a [`SpanRow`]
+    /// (see [`super::scan`]); the result is the same either way.
+    pub fn add_line(&mut self, line: &[u8]) -> Result<(), RecordError> {
+        if let Some(fields) = scan_stats_fields(line) {
+            self.count(
+                fields.service,
+                fields.name,
+                fields.duration_ms,
+                fields.is_error,
+            );
+            return Ok(());
+        }
+        self.add(&SpanRow::parse_bytes(line)?);
+        Ok(())
+    }
+
+    /// Adds the spans of another tally of the same precision.
+    fn absorb(&mut self, other: StatsOnly) {
+        for (service, ops) in other.by_service {
+            for (operation, theirs) in ops {
+                self.with_tally(&service, &operation, |mine| {
+                    mine.errors += theirs.errors;
+                    mine.total_ms += theirs.total_ms;
+                    match (&mut mine.durations, theirs.durations) {
+                        (Durations::Exact(a), Durations::Exact(b)) => a.extend(b),
+                        (Durations::Sketch(a), Durations::Sketch(b)) => {
+                            // Same accuracy by construction, so this cannot fail.
+                            let _ = a.merge(&b);
+                        }
+                        (Durations::Sketch(a), Durations::Exact(b)) => {
+                            b.into_iter().for_each(|v| a.add(v));
+                        }
+                        // Not reached: both sides come from one `precision`.
+                        (Durations::Exact(_), Durations::Sketch(_)) => {}
+                    }
+                });
+            }
+        }
+    }
+
+    fn count(&mut self, service: &str, name: &str, duration_ms: f64, is_error: bool) {
+        self.with_tally(service, name, |tally| {
+            match &mut tally.durations {
+                Durations::Exact(values) => values.push(duration_ms),
+                Durations::Sketch(sketch) => sketch.add(duration_ms),
+            }
+            tally.errors += u64::from(is_error);
+            tally.total_ms += duration_ms;
+        });
+    }
+
+    fn with_tally(&mut self, service: &str, name: &str, f: impl FnOnce(&mut OperationTally)) {
         let precision = self.precision;
-        let ops = match self.by_service.get_mut(span.service.as_str()) {
+        let ops = match self.by_service.get_mut(service) {
             Some(ops) => ops,
-            None => self.by_service.entry(span.service.clone()).or_default(),
+            None => self.by_service.entry(service.into()).or_default(),
         };
-        let tally = match ops.get_mut(span.name.as_str()) {
+        let tally = match ops.get_mut(name) {
             Some(tally) => tally,
             None => ops
-                .entry(span.name.clone())
-                .or_insert_with(|| OperationTally {
-                    durations: match precision {
-                        Precision::Exact => Durations::Exact(Vec::new()),
-                        Precision::Sketch => Durations::Sketch(QuantileSketch::new()),
-                    },
-                    errors: 0,
-                    total_ms: 0.0,
-                }),
+                .entry(name.into())
+                .or_insert_with(|| OperationTally::new(precision)),
         };
-        match &mut tally.durations {
-            Durations::Exact(values) => values.push(span.duration_ms),
-            Durations::Sketch(sketch) => sketch.add(span.duration_ms),
-        }
-        tally.errors += u64::from(span.is_error());
-        tally.total_ms += span.duration_ms;
+        f(tally);
     }
 
     /// What reading went through (zeros if spans were only [`Self::add`]ed).
@@ -133,21 +222,51 @@ impl StatsOnly {
     /// Per-operation statistics, most total time first; `self_ms` and
     /// `time_share` are `None`.
     pub fn operations(&self) -> Vec<OperationStats> {
-        let mut ops: Vec<OperationStats> = self
+        let mut tallies: Vec<(&CompactString, &CompactString, &OperationTally)> = self
             .by_service
             .iter()
-            .flat_map(|(service, ops)| {
-                ops.iter().map(move |(operation, tally)| {
-                    OperationStats::new(
-                        service.clone(),
-                        operation.clone(),
-                        tally.latency(),
-                        tally.errors,
-                        tally.total_ms,
-                    )
-                })
-            })
+            .flat_map(|(service, ops)| ops.iter().map(move |(op, tally)| (service, op, tally)))
             .collect();
+        // Exact percentiles sort every duration: the biggest operations
+        // first, shared out among threads when there are many spans.
+        tallies.sort_by_key(|(_, _, tally)| std::cmp::Reverse(tally.len()));
+        let spans: usize = tallies.iter().map(|(_, _, tally)| tally.len()).sum();
+        let threads = if spans >= PARALLEL_SORT_SPANS {
+            read_threads()
+        } else {
+            1
+        };
+        let next = AtomicUsize::new(0);
+        let work = || {
+            let mut done = Vec::new();
+            while let Some(&(service, operation, tally)) =
+                tallies.get(next.fetch_add(1, Ordering::Relaxed))
+            {
+                done.push(OperationStats::new(
+                    service.clone(),
+                    operation.clone(),
+                    tally.latency(),
+                    tally.errors,
+                    tally.total_ms,
+                ));
+            }
+            done
+        };
+        let mut ops = if threads <= 1 {
+            work()
+        } else {
+            std::thread::scope(|scope| {
+                let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+                let mut ops = work();
+                for helper in helpers {
+                    match helper.join() {
+                        Ok(done) => ops.extend(done),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                }
+                ops
+            })
+        };
         sort_operations(&mut ops);
         ops
     }

@@ -1,5 +1,6 @@
 //! The PyO3 binding layer: turns the core into `ferrotrace._core`.
 
+mod analysis;
 mod context;
 mod convert;
 mod fork;
@@ -38,6 +39,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::SpanPy>()?;
     m.add_class::<span::SpanContextPy>()?;
     m.add_class::<traced::TracedCallPy>()?;
+    m.add_class::<analysis::AnalysisPy>()?;
+    m.add_function(wrap_pyfunction!(analysis::analyze, m)?)?;
+    m.add_function(wrap_pyfunction!(analysis::operation_stats, m)?)?;
     m.add_function(wrap_pyfunction!(current_span, m)?)?;
     m.add_function(wrap_pyfunction!(propagation::inject, m)?)?;
     m.add_function(wrap_pyfunction!(propagation::extract, m)?)?;
