@@ -22,6 +22,7 @@ test: install
 
 demo: install
 	$(PY) examples/demo.py
+	$(PY) examples/services/run_demo.py
 
 $(VENV)/.bench-deps: $(VENV)/.deps
 	$(PY) -m pip install -q opentelemetry-sdk ddtrace pytracingx || \
@@ -32,6 +33,7 @@ bench: install $(VENV)/.bench-deps
 	cargo bench -q --bench writer
 	$(PY) benches/bench_hotpath.py
 	$(PY) benches/bench_throughput.py
+	$(PY) benches/bench_analysis.py
 
 lint: install
 	cargo fmt --check

@@ -38,6 +38,13 @@ pub struct ErrorGroup {
     pub example_trace_id: TraceId,
 }
 
+/// The HTTP-like status code a span recorded, if any.
+fn status_code(span: &SpanRow) -> Option<i64> {
+    ["http.response.status_code", "status_code"]
+        .iter()
+        .find_map(|key| span.attributes.get(*key).and_then(|v| v.as_i64()))
+}
+
 /// Groups every failed span (status "error" or carrying an error) by
 /// fingerprint: most frequent first, then most recently seen.
 pub fn error_groups<'a>(spans: impl IntoIterator<Item = &'a SpanRow>) -> Vec<ErrorGroup> {
@@ -46,9 +53,18 @@ pub fn error_groups<'a>(spans: impl IntoIterator<Item = &'a SpanRow>) -> Vec<Err
         if !span.is_error() && span.error.is_none() {
             continue;
         }
+        let status_type;
         let (error_type, message) = match &span.error {
             Some(e) => (e.error_type.as_str(), e.message.as_str()),
-            None => ("Error", ""),
+            // Failed without an exception (e.g. a 5xx response): name it by
+            // its status code when it has one, so such failures group usefully.
+            None => match status_code(span) {
+                Some(code) => {
+                    status_type = format!("HTTP {code}");
+                    (status_type.as_str(), "error status code")
+                }
+                None => ("Error", ""),
+            },
         };
         let normalised = normalize_message(message);
         let fingerprint = fingerprint(error_type, &normalised, &span.service, &span.name);
@@ -342,5 +358,31 @@ mod tests {
         assert_eq!(v["type"], "ValueError");
         assert_eq!(v["message"], "bad <num>");
         assert_eq!(v["example_trace_id"], TraceId(1).to_hex().as_str());
+    }
+}
+
+#[cfg(test)]
+mod status_code_tests {
+    use super::*;
+    use crate::analysis::traces::tests::row;
+
+    #[test]
+    fn failures_without_an_exception_are_named_by_status_code() {
+        let mut bad_gateway = row(1, 1, None, "GET /page", "frontend", 0, 10);
+        bad_gateway.status = "error".into();
+        bad_gateway
+            .attributes
+            .insert("http.response.status_code".into(), 502.into());
+        let mut unavailable = bad_gateway.clone();
+        unavailable.trace_id = TraceId(2);
+        unavailable
+            .attributes
+            .insert("http.response.status_code".into(), 503.into());
+        let mut bare = row(3, 1, None, "GET /page", "frontend", 0, 10);
+        bare.status = "error".into();
+        let groups = error_groups(&[bad_gateway, unavailable, bare]);
+        let mut types: Vec<&str> = groups.iter().map(|g| g.error_type.as_str()).collect();
+        types.sort_unstable();
+        assert_eq!(types, ["Error", "HTTP 502", "HTTP 503"]);
     }
 }
