@@ -116,6 +116,11 @@ impl<const N: usize> HexBuf<N> {
         HexBuf(out)
     }
 
+    /// The digits as bytes (always ASCII).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever written into the buffer.
         std::str::from_utf8(&self.0).unwrap_or_default()

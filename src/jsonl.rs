@@ -18,13 +18,13 @@ use crate::trace_summary::TraceSummary;
 pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &str) {
     let r = record;
     out.extend_from_slice(b"{\"trace_id\":\"");
-    out.extend_from_slice(r.trace_id.to_hex().as_str().as_bytes());
+    out.extend_from_slice(r.trace_id.to_hex().as_bytes());
     out.extend_from_slice(b"\",\"span_id\":\"");
-    out.extend_from_slice(r.span_id.to_hex().as_str().as_bytes());
+    out.extend_from_slice(r.span_id.to_hex().as_bytes());
     match r.parent_id {
         Some(p) => {
             out.extend_from_slice(b"\",\"parent_id\":\"");
-            out.extend_from_slice(p.to_hex().as_str().as_bytes());
+            out.extend_from_slice(p.to_hex().as_bytes());
             out.extend_from_slice(b"\",\"name\":");
         }
         None => out.extend_from_slice(b"\",\"parent_id\":null,\"name\":"),
@@ -70,16 +70,28 @@ pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &str) {
     out.extend_from_slice(b"}\n");
 }
 
-/// Appends a trace summary as one JSON line to `out`.
+/// Appends a trace summary as one JSON line to `out` (hand-written like
+/// spans: one is written per trace, so it is on the writer's hot path too).
 pub fn write_trace_summary(out: &mut Vec<u8>, summary: &TraceSummary) {
-    let mark = out.len();
-    if serde_json::to_writer(&mut *out, summary).is_ok() {
-        out.push(b'\n');
-    } else {
-        // Serialisation into a Vec cannot fail for this type; if it ever
-        // did, leave no half line behind.
-        out.truncate(mark);
-    }
+    out.extend_from_slice(b"{\"trace_id\":\"");
+    out.extend_from_slice(summary.trace_id.to_hex().as_bytes());
+    out.extend_from_slice(b"\",\"root_span_id\":\"");
+    out.extend_from_slice(summary.root_span_id.to_hex().as_bytes());
+    out.extend_from_slice(b"\",\"service\":");
+    write_str(out, &summary.service);
+    out.extend_from_slice(b",\"operation\":");
+    write_str(out, &summary.operation);
+    out.extend_from_slice(b",\"start_ns\":");
+    write_u64(out, summary.start_ns);
+    out.extend_from_slice(b",\"duration_ms\":");
+    write_f64(out, summary.duration_ms);
+    out.extend_from_slice(b",\"span_count\":");
+    write_u64(out, summary.span_count);
+    out.extend_from_slice(b",\"error_count\":");
+    write_u64(out, summary.error_count);
+    out.extend_from_slice(b",\"status\":\"");
+    out.extend_from_slice(summary.status.as_bytes());
+    out.extend_from_slice(b"\"}\n");
 }
 
 /// A JSON string. Text with nothing to escape (the common case: no control
@@ -187,6 +199,7 @@ mod tests {
     use crate::attributes::Limits;
     use crate::ids::{SpanId, TraceId};
     use crate::span::Status;
+    use crate::trace_summary::TraceSummary;
 
     fn record() -> SpanRecord {
         let mut r = SpanRecord::new(TraceId(0xabc), Some(SpanId(0x12)), "op \"quoted\"".into());
@@ -227,6 +240,26 @@ mod tests {
         assert_eq!(v["attributes"]["l"][0], true);
         assert_eq!(v["events"], serde_json::json!([]));
         assert!(v["error"].is_null());
+    }
+
+    #[test]
+    fn trace_summary_line_matches_its_serde_form() {
+        let summary = TraceSummary {
+            trace_id: TraceId(0xabc),
+            root_span_id: SpanId(0x12),
+            service: "s\"vc".into(),
+            operation: "GET /x".into(),
+            start_ns: 1_700_000_000_000_000_000,
+            duration_ms: 12.5,
+            span_count: 3,
+            error_count: 1,
+            status: "error",
+        };
+        let mut out = Vec::new();
+        write_trace_summary(&mut out, &summary);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let ours: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(ours, serde_json::to_value(&summary).unwrap());
     }
 
     #[test]

@@ -100,6 +100,7 @@ impl RotatingFile {
             self.current = None;
         } else {
             open.size += written as u64;
+            release_page_cache(&open.file);
         }
         WriteOutcome {
             lines_written,
@@ -121,6 +122,19 @@ impl RotatingFile {
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         self.current = Some(OpenFile { file, path, size });
         Ok(())
+    }
+}
+
+/// Starts writeback of what was written and lets the kernel drop the
+/// file's clean cached pages. Span files are written once and rarely read
+/// back soon, so caching them only costs memory; and on virtual machines
+/// that hand freed memory back to the host, appending into ever-new page
+/// cache pages was measured 3-5x slower than recycling them this way.
+fn release_page_cache(file: &File) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid open descriptor; the call only advises the kernel.
+    unsafe {
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
     }
 }
 
