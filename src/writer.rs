@@ -126,7 +126,8 @@ impl RotatingFile {
 }
 
 /// Starts writeback of what was written and lets the kernel drop the
-/// file's clean cached pages. Span files are written once and rarely read
+/// file's clean cached pages. It is asked for the whole file each batch:
+/// pages still dirty at one call are dropped by a later one, once written. Span files are written once and rarely read
 /// back soon, so caching them only costs memory; and on virtual machines
 /// that hand freed memory back to the host, appending into ever-new page
 /// cache pages was measured 3-5x slower than recycling them this way.

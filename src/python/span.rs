@@ -183,24 +183,6 @@ impl SpanPy {
         Ok(())
     }
 
-    /// Restores the span that was active before `activate`. A token from
-    /// another context (span entered in one task, exited in another) cannot
-    /// be reset; that is not the traced code's problem, so it is ignored.
-    #[inline]
-    pub fn deactivate(&self, py: Python<'_>) {
-        let token = {
-            let mut state = self.state.lock();
-            let token = state.token.take();
-            state.token = state.outer_tokens.pop();
-            token
-        };
-        if let Some(token) = token {
-            if context::reset(py, token.bind(py)).is_err() {
-                let _ = PyErr::take(py);
-            }
-        }
-    }
-
     pub fn record_error(&self, error: ErrorInfo) {
         let limits = self.tracer.get().limits();
         let mut state = self.state.lock();
@@ -215,44 +197,89 @@ impl SpanPy {
     #[inline]
     pub fn end_span(&self, py: Python<'_>, duration_override_ns: Option<u64>) {
         let end_mono = clock::monotonic_ns();
-        let finished = {
+        let ended = end_locked(&mut self.state.lock(), end_mono, duration_override_ns);
+        self.publish(py, ended);
+    }
+
+    /// Leaves the span's `with` block (or traced call): restores the
+    /// previous active span and ends this one, under a single lock. A token
+    /// from another context (span entered in one task, exited in another)
+    /// cannot be reset; that is not the traced code's problem, so it is
+    /// ignored.
+    #[inline]
+    pub fn exit(&self, py: Python<'_>) {
+        let end_mono = clock::monotonic_ns();
+        let (token, ended) = {
             let mut state = self.state.lock();
-            match state.record.take() {
-                Some(Record::Active(mut record)) => {
-                    record.end_mono = end_mono.max(record.start_mono + 1);
-                    record.duration_override_ns = duration_override_ns;
-                    let shared = UniqueArc::shareable(record);
-                    state.record = Some(Record::Finished(shared.clone()));
-                    Some(shared)
-                }
-                Some(Record::Unrecorded(mut u)) => {
-                    let first_end = u.end_mono == 0;
-                    if first_end {
-                        u.end_mono = end_mono.max(u.start_mono + 1);
-                    }
-                    let (local_root, failed) = (u.local_root, u.failed);
-                    state.record = Some(Record::Unrecorded(u));
-                    drop(state);
-                    if first_end && self.fork_epoch == fork::epoch() {
-                        self.tracer
-                            .get()
-                            .collector
-                            .unrecorded_span_finished(local_root, failed);
-                    }
-                    return;
-                }
-                other => {
-                    state.record = other;
-                    None
-                }
-            }
+            let token = state.token.take();
+            state.token = state.outer_tokens.pop();
+            (token, end_locked(&mut state, end_mono, None))
         };
-        if let Some(record) = finished {
-            if self.fork_epoch == fork::epoch() {
-                let tracer = self.tracer.get();
+        if let Some(token) = token {
+            if context::reset(py, token.bind(py)).is_err() {
+                let _ = PyErr::take(py);
+            }
+        }
+        self.publish(py, ended);
+    }
+
+    /// Hands what `end_locked` produced to the tracer (outside the lock).
+    #[inline]
+    fn publish(&self, py: Python<'_>, ended: Ended) {
+        if self.fork_epoch != fork::epoch() {
+            return; // started before a fork: the parent process writes it
+        }
+        let tracer = self.tracer.get();
+        match ended {
+            Ended::Recorded(record) => {
                 let _ = tracer.collector.submit(record);
                 tracer.log_pending_warnings(py);
             }
+            Ended::Unrecorded { local_root, failed } => tracer
+                .collector
+                .unrecorded_span_finished(local_root, failed),
+            Ended::Already => {}
+        }
+    }
+}
+
+/// What ending a span produced.
+enum Ended {
+    Recorded(Arc<SpanRecord>),
+    Unrecorded {
+        local_root: bool,
+        failed: bool,
+    },
+    /// It had ended before: `finish()` is idempotent.
+    Already,
+}
+
+#[inline]
+fn end_locked(state: &mut SpanState, end_mono: u64, duration_override_ns: Option<u64>) -> Ended {
+    match state.record.take() {
+        Some(Record::Active(mut record)) => {
+            record.end_mono = end_mono.max(record.start_mono + 1);
+            record.duration_override_ns = duration_override_ns;
+            let shared = UniqueArc::shareable(record);
+            state.record = Some(Record::Finished(shared.clone()));
+            Ended::Recorded(shared)
+        }
+        Some(Record::Unrecorded(mut u)) => {
+            let ended = if u.end_mono == 0 {
+                u.end_mono = end_mono.max(u.start_mono + 1);
+                Ended::Unrecorded {
+                    local_root: u.local_root,
+                    failed: u.failed,
+                }
+            } else {
+                Ended::Already
+            };
+            state.record = Some(Record::Unrecorded(u));
+            ended
+        }
+        other => {
+            state.record = other;
+            Ended::Already
         }
     }
 }
@@ -647,8 +674,7 @@ impl SpanPy {
             let tb = Some(traceback).filter(|t| !t.is_none());
             record_exception(py, self, exc_value, tb);
         }
-        self.deactivate(py);
-        self.end_span(py, None);
+        self.exit(py);
         false
     }
 

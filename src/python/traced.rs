@@ -95,12 +95,11 @@ impl TracedCallPy {
         SpanPy::activate(&span)?;
         let result = self.func.bind(py).call(args, kwargs);
         let s = span.get();
-        s.deactivate(py);
         if let Err(err) = &result {
             let traceback = err.traceback(py).map(|t| t.into_any());
             record_exception(py, s, err.value(py).as_any(), traceback.as_ref());
         }
-        s.end_span(py, None);
+        s.exit(py);
         result
     }
 
