@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Iterable, MutableMapping
 from typing import Any, Callable
 
 import ferrotrace as ft
+from ferrotrace._core import _start_server_span
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,31 +52,25 @@ class TracingMiddleware:
             await self.app(scope, receive, send)
             return
         tracer = self.tracer if self.tracer is not None else ft.get_tracer()
-        method = scope.get("method", "GET")
-        span = tracer.start_span(
-            method,
-            kind="server",
-            parent=ft.extract(scope.get("headers") or ()),
-            tags=_request_attributes(scope, method),
-        )
+        # One Rust call: scope attributes, incoming trace context, span start.
+        span = _start_server_span(tracer, scope)
         status: list[int] = []
-        trace_header = (
-            (self.response_header, span.trace_id.encode("latin-1"))
-            if self.response_header
-            else None
-        )
+        trace_header = self.response_header
+        if trace_header is not None:
+            trace_header = (trace_header, span.trace_id.encode("latin-1"))
 
-        async def traced_send(message: Message) -> None:
-            if message.get("type") == "http.response.start":
-                code = int(message.get("status", 0))
+        # A plain function returning send's awaitable: no extra coroutine
+        # frame per message, which showed in requests per second.
+        def traced_send(message: Message) -> Awaitable[None]:
+            if message["type"] == "http.response.start":
+                code = message.get("status", 0)
                 status.append(code)
                 span.set_tag("http.response.status_code", code)
                 if code >= 500:
                     span.set_status("error")
                 if trace_header is not None:
-                    message = dict(message)
                     message["headers"] = [*message.get("headers", ()), trace_header]
-            await send(message)
+            return send(message)
 
         with span:
             try:
@@ -89,43 +84,7 @@ class TracingMiddleware:
                 route = _route_template(scope)
                 if route is not None:
                     span.set_tag("http.route", route)
-                    span.update_name(f"{method} {route}")
-
-
-def _request_attributes(scope: Scope, method: str) -> dict[str, Any]:
-    attributes: dict[str, Any] = {
-        "http.request.method": method,
-        "url.path": scope.get("path", ""),
-        "url.scheme": scope.get("scheme", "http"),
-    }
-    query = scope.get("query_string")
-    if query:
-        attributes["url.query"] = query.decode("latin-1")
-    version = scope.get("http_version")
-    if version:
-        attributes["network.protocol.version"] = version
-    host = None
-    for name, value in scope.get("headers") or ():
-        if name == b"host":
-            host = value.decode("latin-1")
-        elif name == b"user-agent":
-            attributes["user_agent.original"] = value.decode("latin-1")
-    server = scope.get("server")
-    if host:
-        address, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
-        attributes["server.address"] = address or host
-        if port.isdigit():
-            attributes["server.port"] = int(port)
-    elif server:
-        attributes["server.address"] = server[0]
-        if server[1] is not None:
-            attributes["server.port"] = server[1]
-    client = scope.get("client")
-    if client:
-        attributes["client.address"] = client[0]
-        if client[1] is not None:
-            attributes["client.port"] = client[1]
-    return attributes
+                    span.update_name(f"{scope.get('method', 'GET')} {route}")
 
 
 def _route_template(scope: Scope) -> str | None:

@@ -1,6 +1,7 @@
 //! The PyO3 binding layer: turns the core into `ferrotrace._core`.
 
 mod analysis;
+mod asgi;
 mod context;
 mod convert;
 mod fork;
@@ -42,6 +43,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<analysis::AnalysisPy>()?;
     m.add_function(wrap_pyfunction!(analysis::analyze, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::operation_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(asgi::_start_server_span, m)?)?;
     m.add_function(wrap_pyfunction!(current_span, m)?)?;
     m.add_function(wrap_pyfunction!(propagation::inject, m)?)?;
     m.add_function(wrap_pyfunction!(propagation::extract, m)?)?;

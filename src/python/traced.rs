@@ -37,7 +37,7 @@ impl TracedCallPy {
             self.name.clone(),
             self.kind,
             None,
-            &self.tags,
+            self.tags.iter().cloned(),
             None,
         )
     }

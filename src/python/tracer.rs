@@ -131,7 +131,7 @@ impl TracerPy {
         name: CompactString,
         kind: SpanKind,
         parent: Option<&Bound<'py, PyAny>>,
-        tags: &[(CompactString, AttrValue)],
+        tags: impl IntoIterator<Item = (CompactString, AttrValue)>,
         extra_tags: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, SpanPy>> {
         let py = slf.py();
@@ -190,7 +190,7 @@ impl TracerPy {
         record.kind = kind;
         let limits = me.limits();
         for (k, v) in tags {
-            record.attributes.set(k.clone(), v.clone(), &limits);
+            record.attributes.set(k, v, &limits);
         }
         if let Some(extra) = extra_tags.filter(|t| !t.is_none()) {
             let items = extra.call_method0("items").map_err(|_| {
@@ -402,7 +402,7 @@ impl TracerPy {
     ) -> PyResult<Bound<'py, SpanPy>> {
         let name = convert::span_name(name)?;
         let kind = parse_kind(kind)?;
-        TracerPy::start(slf, name, kind, parent, &[], tags)
+        TracerPy::start(slf, name, kind, parent, [], tags)
     }
 
     #[getter]
