@@ -248,3 +248,19 @@ def test_log_records_carry_trace_and_span_ids(app_tracer, caplog):
     assert (inside.trace_id, inside.span_id) == (span.trace_id, span.span_id)
     formatter = logging.Formatter("%(trace_id)s/%(span_id)s %(message)s")
     assert formatter.format(inside) == f"{span.trace_id}/{span.span_id} inside"
+
+
+def test_routes_inside_a_mount_keep_their_prefix(app_tracer, tmp_path):
+    sub = FastAPI()
+
+    @sub.get("/users/{user_id}")
+    async def user(user_id: int) -> dict:
+        return {"id": user_id}
+
+    app = FastAPI()
+    app.add_middleware(TracingMiddleware, tracer=app_tracer)
+    app.mount("/v2", sub)
+    assert TestClient(app).get("/v2/users/5").json() == {"id": 5}
+    [span] = flushed_spans(app_tracer, tmp_path)
+    assert span["name"] == "GET /v2/users/{user_id}"
+    assert span["attributes"]["http.route"] == "/v2/users/{user_id}"

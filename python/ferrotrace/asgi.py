@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Iterable, MutableMapping
 from typing import Any, Callable
 
 import ferrotrace as ft
-from ferrotrace._core import _start_server_span
+from ferrotrace._core import _finish_server_span, _server_response_start, _start_server_span
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,49 +52,28 @@ class TracingMiddleware:
             await self.app(scope, receive, send)
             return
         tracer = self.tracer if self.tracer is not None else ft.get_tracer()
-        # One Rust call: scope attributes, incoming trace context, span start.
+        # The per-request work is three Rust calls: start (scope attributes,
+        # incoming trace context), response start (status, trace id header),
+        # finish (route template and span name).
         span = _start_server_span(tracer, scope)
-        status: list[int] = []
-        trace_header = self.response_header
-        if trace_header is not None:
-            trace_header = (trace_header, span.trace_id.encode("latin-1"))
+        header = self.response_header
+        responded = []
 
         # A plain function returning send's awaitable: no extra coroutine
         # frame per message, which showed in requests per second.
         def traced_send(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
-                code = message.get("status", 0)
-                status.append(code)
-                span.set_tag("http.response.status_code", code)
-                if code >= 500:
-                    span.set_status("error")
-                if trace_header is not None:
-                    message["headers"] = [*message.get("headers", ()), trace_header]
+                responded.append(True)
+                _server_response_start(span, message, header)
             return send(message)
 
         with span:
             try:
                 await self.app(scope, receive, traced_send)
             except BaseException as exc:
-                if not status:
+                if not responded:
                     span.set_tag("http.response.status_code", 500)
                 span.set_tag("error.type", type(exc).__qualname__)
                 raise
             finally:
-                route = _route_template(scope)
-                if route is not None:
-                    span.set_tag("http.route", route)
-                    span.update_name(f"{scope.get('method', 'GET')} {route}")
-
-
-def _route_template(scope: Scope) -> str | None:
-    """The matched route's path template, as Starlette/FastAPI record it in the scope."""
-    route = scope.get("route")
-    path = getattr(route, "path", None) or getattr(route, "path_format", None)
-    if not isinstance(path, str):
-        return None
-    root_path = scope.get("root_path", "")
-    app_root = scope.get("app_root_path", root_path)
-    # Routes inside a Mount are relative to the mount point.
-    prefix = root_path[len(app_root) :] if root_path.startswith(app_root) else ""
-    return prefix + path
+                _finish_server_span(span, scope)

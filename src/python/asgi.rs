@@ -6,7 +6,7 @@
 use compact_str::CompactString;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::attributes::AttrValue;
 use crate::propagation as propagation_core;
@@ -181,4 +181,73 @@ pub fn _start_server_span<'py>(
         .as_ref()
         .map(|p: &Bound<'py, SpanContextPy>| p.as_any());
     TracerPy::start(tracer, method, SpanKind::Server, parent_any, tags, None)
+}
+
+/// Records `http.response.start` on the server span: the status code (5xx
+/// fails the span) and, if `header` is given, the trace id as a response
+/// header appended to the message's headers (a new list: the application's
+/// own list is left alone).
+#[pyfunction]
+pub fn _server_response_start(
+    span: &Bound<'_, SpanPy>,
+    message: &Bound<'_, PyDict>,
+    header: Option<&Bound<'_, PyBytes>>,
+) -> PyResult<()> {
+    let py = span.py();
+    let s = span.get();
+    if let Some(code) = message
+        .get_item(intern!(py, "status"))?
+        .and_then(|c| c.extract::<i64>().ok())
+    {
+        s.set_server_status(code);
+    }
+    if let Some(name) = header {
+        let headers = PyList::empty(py);
+        if let Some(existing) = message.get_item(intern!(py, "headers"))? {
+            for item in existing.try_iter()? {
+                headers.append(item?)?;
+            }
+        }
+        let value = PyBytes::new(py, s.trace_id.to_hex().as_bytes());
+        headers.append((name, value))?;
+        message.set_item(intern!(py, "headers"), headers)?;
+    }
+    Ok(())
+}
+
+/// Once the application has run: names the span `METHOD route-template`
+/// from the route the framework matched (`scope["route"]`, as Starlette and
+/// FastAPI record it; routes inside a Mount are relative to its prefix) and
+/// records `http.route`. Without a matched route the name stays `METHOD`.
+#[pyfunction]
+pub fn _finish_server_span(span: &Bound<'_, SpanPy>, scope: &Bound<'_, PyDict>) -> PyResult<()> {
+    let py = span.py();
+    let Some(route) = scope.get_item(intern!(py, "route"))? else {
+        return Ok(());
+    };
+    let path = [intern!(py, "path"), intern!(py, "path_format")]
+        .into_iter()
+        .find_map(|attr| {
+            route
+                .getattr(attr)
+                .ok()
+                .and_then(|p| p.cast_into::<PyString>().ok())
+                .map(|p| convert::text(&p))
+                .filter(|p| !p.is_empty())
+        });
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let root_path = scope
+        .get_item(intern!(py, "root_path"))?
+        .and_then(|p| text_of(&p))
+        .unwrap_or_default();
+    let app_root = scope
+        .get_item(intern!(py, "app_root_path"))?
+        .and_then(|p| text_of(&p))
+        .unwrap_or_else(|| root_path.clone());
+    let mut template = CompactString::from(root_path.strip_prefix(app_root.as_str()).unwrap_or(""));
+    template.push_str(&path);
+    span.get().set_route(template);
+    Ok(())
 }

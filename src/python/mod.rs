@@ -44,6 +44,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analysis::analyze, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::operation_stats, m)?)?;
     m.add_function(wrap_pyfunction!(asgi::_start_server_span, m)?)?;
+    m.add_function(wrap_pyfunction!(asgi::_server_response_start, m)?)?;
+    m.add_function(wrap_pyfunction!(asgi::_finish_server_span, m)?)?;
     m.add_function(wrap_pyfunction!(current_span, m)?)?;
     m.add_function(wrap_pyfunction!(propagation::inject, m)?)?;
     m.add_function(wrap_pyfunction!(propagation::extract, m)?)?;

@@ -183,6 +183,49 @@ impl SpanPy {
         Ok(())
     }
 
+    /// An HTTP server response's status code: kept as
+    /// `http.response.status_code`; 5xx fails the span.
+    pub fn set_server_status(&self, code: i64) {
+        let limits = self.tracer.get().limits();
+        let mut state = self.state.lock();
+        match state.record.as_mut() {
+            Some(Record::Active(r)) => {
+                r.set_attribute(
+                    "http.response.status_code".into(),
+                    AttrValue::Int(code),
+                    &limits,
+                );
+                if code >= 500 {
+                    r.status = Status::Error;
+                }
+            }
+            Some(Record::Unrecorded(u)) if code >= 500 => u.failed = true,
+            _ => {}
+        }
+    }
+
+    /// Names a server span after its matched route and records `http.route`.
+    pub fn set_route(&self, template: CompactString) {
+        let limits = self.tracer.get().limits();
+        let mut state = self.state.lock();
+        let rename = |name: &mut CompactString| {
+            let method = name.split(' ').next().unwrap_or("").to_owned();
+            *name = compact_str::format_compact!("{method} {template}");
+        };
+        match state.record.as_mut() {
+            Some(Record::Active(r)) => {
+                rename(&mut r.name);
+                r.set_attribute(
+                    "http.route".into(),
+                    AttrValue::Str(template.clone()),
+                    &limits,
+                );
+            }
+            Some(Record::Unrecorded(u)) => rename(&mut u.name),
+            _ => {}
+        }
+    }
+
     pub fn record_error(&self, error: ErrorInfo) {
         let limits = self.tracer.get().limits();
         let mut state = self.state.lock();
