@@ -39,7 +39,7 @@ pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &str) {
     out.extend_from_slice(b",\"end_ns\":");
     write_u64(out, r.end_ns());
     out.extend_from_slice(b",\"duration_ms\":");
-    write_f64(out, r.duration_ms());
+    write_duration_ms(out, r.duration_ns());
     out.extend_from_slice(b",\"status\":\"");
     out.extend_from_slice(r.status.as_written().as_bytes());
     out.extend_from_slice(b"\",\"attributes\":");
@@ -117,6 +117,32 @@ fn write_u64(out: &mut Vec<u8>, v: u64) {
 #[inline]
 fn write_i64(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// Nanoseconds as a millisecond decimal ("0.02588", "45.0"), written with
+/// integer arithmetic: the same number `ns as f64 / 1e6` would print as
+/// (division is correctly rounded and such decimals round-trip), without
+/// the float formatter, which was the writer's costliest call.
+#[inline]
+fn write_duration_ms(out: &mut Vec<u8>, ns: u64) {
+    if ns >= 1 << 53 {
+        write_f64(out, ns as f64 / 1e6);
+        return;
+    }
+    write_u64(out, ns / 1_000_000);
+    out.push(b'.');
+    let mut frac = ns % 1_000_000;
+    if frac == 0 {
+        out.push(b'0');
+        return;
+    }
+    let mut digits = [b'0'; 6];
+    for slot in digits.iter_mut().rev() {
+        *slot = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    let len = 6 - digits.iter().rev().take_while(|&&d| d == b'0').count();
+    out.extend_from_slice(&digits[..len]);
 }
 
 /// Finite floats only reach here (`AttrValue::float` turns the others into
@@ -240,6 +266,41 @@ mod tests {
         assert_eq!(v["attributes"]["l"][0], true);
         assert_eq!(v["events"], serde_json::json!([]));
         assert!(v["error"].is_null());
+    }
+
+    #[test]
+    fn durations_print_as_their_float_would() {
+        let samples = [
+            0u64,
+            1,
+            10,
+            999,
+            1_000,
+            25_880,
+            123_456,
+            999_999,
+            1_000_000,
+            45_000_000,
+            1_500_001,
+            86_400_000_000_000,
+            (1 << 53) - 1,
+            1 << 53,
+            u64::MAX / 3,
+        ];
+        for ns in samples
+            .into_iter()
+            .chain((0..10_000).map(|i| i * 7_919 + i * i * 104_729))
+        {
+            let mut out = Vec::new();
+            write_duration_ms(&mut out, ns);
+            let text = std::str::from_utf8(&out).unwrap();
+            let parsed: f64 = text.parse().unwrap();
+            assert_eq!(parsed, ns as f64 / 1e6, "{ns} -> {text}");
+            assert!(
+                text.contains('.') || text.contains('e'),
+                "{text} must read as a float"
+            );
+        }
     }
 
     #[test]
