@@ -19,13 +19,15 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyList, PyString};
+use pyo3::types::{PyDict, PyString};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::analysis::{
     Analysis, AnalysisError, Precision, ReadProgress, ReadReport, StatsOnly, TraceView,
 };
+
+use super::values::json_to_py;
 
 /// How often a read in progress checks for Ctrl-C and reports progress.
 const CHECK_EVERY: Duration = Duration::from_millis(100);
@@ -81,7 +83,7 @@ pub fn operation_stats<'py>(
     })?;
     let operations = py.detach(|| serialize(&stats.operations()))?;
     let result = PyDict::new(py);
-    result.set_item("operations", to_py(py, &operations)?)?;
+    result.set_item("operations", json_to_py(py, &operations)?)?;
     result.set_item("precision", if exact { "exact" } else { "sketch" })?;
     result.set_item("report", report_dict(py, stats.report(), 0)?)?;
     Ok(result)
@@ -119,7 +121,7 @@ impl AnalysisPy {
                     .latency_stats(operation.as_deref(), service.as_deref()),
             )
         })?;
-        to_py(py, &value)
+        json_to_py(py, &value)
     }
 
     /// Traces with at least one failed span (trace dicts), most recent
@@ -140,21 +142,21 @@ impl AnalysisPy {
             None => None,
         };
         let value = py.detach(|| serialize(&self.inner.error_traces(limit)))?;
-        to_py(py, &value)
+        json_to_py(py, &value)
     }
 
     /// Traces that took at least `threshold_ms` (trace dicts), slowest first.
     fn slow_traces<'py>(&self, py: Python<'py>, threshold_ms: f64) -> PyResult<Bound<'py, PyAny>> {
         let threshold_ms = milliseconds_arg("threshold_ms", threshold_ms)?;
         let value = py.detach(|| serialize(&self.inner.slow_traces(threshold_ms)))?;
-        to_py(py, &value)
+        json_to_py(py, &value)
     }
 
     /// Calls between services: `{"caller", "callee", "calls"}` dicts,
     /// sorted by caller then callee.
     fn service_dependencies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let value = py.detach(|| serialize(&self.inner.service_dependencies()))?;
-        to_py(py, &value)
+        json_to_py(py, &value)
     }
 
     /// Per-(service, operation) statistics, most total time first: `count`,
@@ -162,7 +164,7 @@ impl AnalysisPy {
     /// `total_ms`, `self_ms` and `time_share`.
     fn operations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let value = py.detach(|| serialize(&self.inner.operations()))?;
-        to_py(py, &value)
+        json_to_py(py, &value)
     }
 
     /// Failed spans grouped by fingerprint (exception type, message with
@@ -170,7 +172,7 @@ impl AnalysisPy {
     /// most frequent first.
     fn error_groups<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let value = py.detach(|| serialize(&self.inner.error_groups()))?;
-        to_py(py, &value)
+        json_to_py(py, &value)
     }
 
     /// The chain of span segments that determined the trace's end-to-end
@@ -257,7 +259,7 @@ impl AnalysisPy {
             let summaries: Vec<_> = found.iter().map(|t| t.summary()).collect();
             serialize(&summaries)
         })?;
-        to_py(py, &value)
+        json_to_py(py, &value)
     }
 
     /// What reading went through: `files`, `lines`, `spans`,
@@ -342,41 +344,9 @@ fn serialize<T: Serialize + ?Sized>(value: &T) -> PyResult<Value> {
 
 fn optional<'py>(py: Python<'py>, value: Option<PyResult<Value>>) -> PyResult<Bound<'py, PyAny>> {
     match value {
-        Some(value) => to_py(py, &value?),
+        Some(value) => json_to_py(py, &value?),
         None => Ok(py.None().into_bound(py)),
     }
-}
-
-/// A JSON value as the Python object `json.loads` would give.
-fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match value {
-        Value::Null => py.None().into_bound(py),
-        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i.into_pyobject(py)?.into_any()
-            } else if let Some(u) = n.as_u64() {
-                u.into_pyobject(py)?.into_any()
-            } else {
-                PyFloat::new(py, n.as_f64().unwrap_or(f64::NAN)).into_any()
-            }
-        }
-        Value::String(s) => PyString::new(py, s).into_any(),
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(to_py(py, item)?)?;
-            }
-            list.into_any()
-        }
-        Value::Object(map) => {
-            let dict = PyDict::new(py);
-            for (key, item) in map {
-                dict.set_item(key, to_py(py, item)?)?;
-            }
-            dict.into_any()
-        }
-    })
 }
 
 fn report_dict<'py>(
