@@ -22,6 +22,20 @@ pub fn monotonic_ns() -> u64 {
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Monotonic nanoseconds from the coarse clock: resolution of a scheduler
+/// tick (1-4 ms) but no hardware counter read. For spans that record
+/// nothing, whose timing is informational only.
+#[inline]
+pub fn monotonic_coarse_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Wall-clock nanoseconds since the Unix epoch.
 pub fn wall_ns() -> u64 {
     SystemTime::now()
@@ -59,6 +73,13 @@ mod tests {
             derived.abs_diff(actual) < 50_000_000,
             "{derived} vs {actual}"
         );
+    }
+
+    #[test]
+    fn coarse_clock_is_the_same_timeline() {
+        let coarse = monotonic_coarse_ns();
+        let fine = monotonic_ns();
+        assert!(fine.abs_diff(coarse) < 50_000_000, "{fine} vs {coarse}");
     }
 
     #[test]

@@ -34,6 +34,8 @@ enum Record {
     Unrecorded(Unrecorded),
 }
 
+/// Timed with the coarse clock (a few ms resolution, several times cheaper):
+/// nothing is written for these spans, their timing is informational only.
 struct Unrecorded {
     name: CompactString,
     kind: SpanKind,
@@ -239,8 +241,7 @@ impl SpanPy {
     /// Ends the span (once) and hands it to the tracer's writer.
     #[inline]
     pub fn end_span(&self, py: Python<'_>, duration_override_ns: Option<u64>) {
-        let end_mono = clock::monotonic_ns();
-        let ended = end_locked(&mut self.state.lock(), end_mono, duration_override_ns);
+        let ended = end_locked(&mut self.state.lock(), duration_override_ns);
         self.publish(py, ended);
     }
 
@@ -251,12 +252,11 @@ impl SpanPy {
     /// ignored.
     #[inline]
     pub fn exit(&self, py: Python<'_>) {
-        let end_mono = clock::monotonic_ns();
         let (token, ended) = {
             let mut state = self.state.lock();
             let token = state.token.take();
             state.token = state.outer_tokens.pop();
-            (token, end_locked(&mut state, end_mono, None))
+            (token, end_locked(&mut state, None))
         };
         if let Some(token) = token {
             if context::reset(py, token.bind(py)).is_err() {
@@ -298,10 +298,10 @@ enum Ended {
 }
 
 #[inline]
-fn end_locked(state: &mut SpanState, end_mono: u64, duration_override_ns: Option<u64>) -> Ended {
+fn end_locked(state: &mut SpanState, duration_override_ns: Option<u64>) -> Ended {
     match state.record.take() {
         Some(Record::Active(mut record)) => {
-            record.end_mono = end_mono.max(record.start_mono + 1);
+            record.end_mono = clock::monotonic_ns().max(record.start_mono + 1);
             record.duration_override_ns = duration_override_ns;
             let shared = UniqueArc::shareable(record);
             state.record = Some(Record::Finished(shared.clone()));
@@ -309,7 +309,7 @@ fn end_locked(state: &mut SpanState, end_mono: u64, duration_override_ns: Option
         }
         Some(Record::Unrecorded(mut u)) => {
             let ended = if u.end_mono == 0 {
-                u.end_mono = end_mono.max(u.start_mono + 1);
+                u.end_mono = clock::monotonic_coarse_ns().max(u.start_mono + 1);
                 Ended::Unrecorded {
                     local_root: u.local_root,
                     failed: u.failed,
@@ -340,7 +340,7 @@ impl Drop for SpanPy {
 }
 
 /// Exceptions that end a span without meaning it failed.
-fn is_failure(py: Python<'_>, exc: &Bound<'_, PyAny>) -> bool {
+fn is_failure(exc: &Bound<'_, PyAny>) -> bool {
     if exc.is_instance_of::<pyo3::exceptions::PyGeneratorExit>() {
         return false;
     }
@@ -356,7 +356,6 @@ fn is_failure(py: Python<'_>, exc: &Bound<'_, PyAny>) -> bool {
             Err(_) => true,
         };
     }
-    let _ = py;
     true
 }
 
@@ -367,7 +366,7 @@ pub fn record_exception(
     exc: &Bound<'_, PyAny>,
     traceback: Option<&Bound<'_, PyAny>>,
 ) {
-    if is_failure(py, exc) {
+    if is_failure(exc) {
         span.record_error(convert::exception_with_traceback(py, exc, traceback));
     }
 }

@@ -170,7 +170,7 @@ impl TracerPy {
                 name,
                 kind,
                 local_root,
-                clock::monotonic_ns(),
+                clock::monotonic_coarse_ns(),
             )
             .with_tracestate(tracestate);
             return Bound::new(py, span);
