@@ -139,7 +139,7 @@ impl ConfigOverrides {
             resolve_number(
                 given.map(|v| v as f64),
                 name,
-                &[env_key],
+                env_key,
                 default as f64,
                 min as f64,
                 env,
@@ -185,7 +185,7 @@ impl ConfigOverrides {
         let flush_interval_ms = resolve_number(
             self.flush_interval_ms,
             "flush_interval_ms",
-            &["FERROTRACE_FLUSH_INTERVAL_MS"],
+            "FERROTRACE_FLUSH_INTERVAL_MS",
             d.flush_interval_ms as f64,
             1.0,
             env,
@@ -194,7 +194,7 @@ impl ConfigOverrides {
         let max_file_mb = resolve_number(
             self.max_file_size_mb,
             "max_file_size_mb",
-            &["FERROTRACE_MAX_FILE_SIZE_MB"],
+            "FERROTRACE_MAX_FILE_SIZE_MB",
             DEFAULT_MAX_FILE_MB as f64,
             0.001,
             env,
@@ -204,7 +204,7 @@ impl ConfigOverrides {
         let sample_rate = resolve_number(
             self.sample_rate,
             "sample_rate",
-            &["FERROTRACE_SAMPLE_RATE"],
+            "FERROTRACE_SAMPLE_RATE",
             otel_rate.unwrap_or(1.0),
             0.0,
             env,
@@ -341,7 +341,7 @@ fn otel_sampler(env: &dyn Env, warnings: &mut Vec<String>) -> (Option<f64>, Opti
 fn resolve_number(
     given: Option<f64>,
     name: &str,
-    env_keys: &[&str],
+    env_key: &str,
     default: f64,
     min: f64,
     env: &dyn Env,
@@ -355,14 +355,12 @@ fn resolve_number(
         }
         return Ok(v);
     }
-    for key in env_keys {
-        if let Some(raw) = env.var(key) {
-            match raw.trim().parse::<f64>() {
-                Ok(v) if v.is_finite() && v >= min => return Ok(v),
-                _ => warnings.push(format!(
-                    "ignoring {key}={raw:?}: expected a number >= {min}; using {default}"
-                )),
-            }
+    if let Some(raw) = env.var(env_key) {
+        match raw.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v >= min => return Ok(v),
+            _ => warnings.push(format!(
+                "ignoring {env_key}={raw:?}: expected a number >= {min}; using {default}"
+            )),
         }
     }
     Ok(default)
