@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod pool;
 pub mod propagation;
 pub mod sampling;
+pub mod sinks;
 pub mod span;
 pub mod trace_summary;
 pub mod writer;

@@ -1,0 +1,107 @@
+//! Where kept spans go: a list of sinks (the JSONL files, OTLP, Zipkin, the
+//! console). The collector thread decides which spans are kept (sampling,
+//! tail rules) and hands each batch to every sink; each sink then runs on a
+//! thread of its own behind a bounded queue (see [`worker`]), so a slow or
+//! dead network endpoint can never hold up the files, the collector, or
+//! traced code. See ARCHITECTURE.md, "Sinks".
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::buffer::FinishedSpan;
+use crate::trace_summary::TraceSummary;
+
+
+
+/// One hand-off from the collector to every sink. Shared (behind an `Arc`)
+/// by all sinks: nothing is copied per sink.
+#[derive(Default)]
+pub struct Batch {
+    /// Kept spans, in the order they finished.
+    pub spans: Vec<FinishedSpan>,
+    /// Traces whose local root finished in this batch (for `traces*.jsonl`).
+    pub summaries: Vec<TraceSummary>,
+}
+
+/// What a sink did with one batch.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Spans now stored or accepted by the backend.
+    pub delivered: u64,
+    /// Spans given up on (after retries, or refused by the backend).
+    pub lost: u64,
+    /// Why something was lost, for a one-time warning per kind of failure.
+    /// The kind (`DeliveryError::kind`) groups warnings; the message is shown.
+    pub error: Option<DeliveryError>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct DeliveryError {
+    /// A short stable tag such as "connect", "http-400", "timeout", "write".
+    pub kind: String,
+    pub message: String,
+}
+
+/// What a sink may ask of its worker while delivering.
+pub struct SinkControl {
+    /// Set when the tracer is shutting down: give up retrying.
+    stopping: AtomicBool,
+    /// Unix-epoch-free monotonic deadline (ns since `base`) by which a
+    /// shutting-down sink must have returned; 0 means none.
+    deadline_ns: AtomicU64,
+    base: Instant,
+}
+
+impl Default for SinkControl {
+    fn default() -> Self {
+        SinkControl {
+            stopping: AtomicBool::new(false),
+            deadline_ns: AtomicU64::new(0),
+            base: Instant::now(),
+        }
+    }
+}
+
+impl SinkControl {
+    /// True once shutdown began: retries should stop, in-flight work finish.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// The moment by which a delivery must return during shutdown, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.deadline_ns.load(Ordering::Acquire) {
+            0 => None,
+            ns => Some(self.base + std::time::Duration::from_nanos(ns)),
+        }
+    }
+
+    pub(crate) fn stop_by(&self, deadline: Instant) {
+        let ns = deadline.saturating_duration_since(self.base).as_nanos() as u64;
+        self.deadline_ns.store(ns.max(1), Ordering::Release);
+        self.stopping.store(true, Ordering::Release);
+    }
+}
+
+/// A destination for kept spans. Runs on its own thread, never with the
+/// GIL; must not panic (a panic is caught, counted and the sink disabled).
+pub trait Sink: Send + 'static {
+    /// "jsonl", "otlp", "zipkin", "console": names metrics and warnings.
+    fn name(&self) -> &'static str;
+
+    /// Whether its deliveries count as `spans_written` (files) or as
+    /// `spans_exported` (everything else).
+    fn is_file(&self) -> bool {
+        false
+    }
+
+    /// Delivers one batch: stores or sends `batch.spans` (and, for sinks
+    /// that keep them, `batch.summaries`). Must return by
+    /// `control.deadline()` when one is set.
+    fn deliver(&mut self, batch: &Batch, control: &SinkControl) -> Delivery;
+
+    /// Trace summaries written (only the file sink writes them).
+    fn summaries_written(&self) -> u64 {
+        0
+    }
+}
