@@ -96,6 +96,26 @@ pub struct ErrorInfo {
     pub stack: Option<String>,
 }
 
+/// The instrumentation scope that made a span: the library (or OpenTelemetry
+/// tracer) name and version. Shared by every span of one scoped tracer.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Scope {
+    pub name: CompactString,
+    pub version: Option<CompactString>,
+    pub schema_url: Option<CompactString>,
+}
+
+/// A link from a span to another span's context (e.g. the messages a batch
+/// consumer processed), with attributes of its own.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub sampled: bool,
+    pub tracestate: Option<std::sync::Arc<str>>,
+    pub attributes: Attributes,
+}
+
 /// Errors' stacks can be long; this bounds what one span carries.
 pub const MAX_STACK_CHARS: usize = 32 * 1024;
 
@@ -126,6 +146,12 @@ pub struct SpanRecord {
     /// The parent's service, when the parent is a span of another tracer
     /// (service) in this process: an edge of the service graph.
     pub parent_service: Option<CompactString>,
+    /// Who made the span; None for ferrotrace's own API (the tracer itself).
+    pub scope: Option<std::sync::Arc<Scope>>,
+    /// The W3C `tracestate` of the trace, passed on to children and exports.
+    pub tracestate: Option<std::sync::Arc<str>>,
+    pub links: Vec<Link>,
+    pub dropped_links: u32,
 }
 
 impl SpanRecord {
@@ -149,6 +175,10 @@ impl SpanRecord {
             sampled: true,
             duration_override_ns: None,
             parent_service: None,
+            scope: None,
+            tracestate: None,
+            links: Vec::new(),
+            dropped_links: 0,
         }
     }
 
@@ -158,9 +188,12 @@ impl SpanRecord {
         attributes.clear();
         let mut events = std::mem::take(&mut self.events);
         events.clear();
+        let mut links = std::mem::take(&mut self.links);
+        links.clear();
         *self = SpanRecord {
             attributes,
             events,
+            links,
             ..SpanRecord::new(trace_id, parent_id, name)
         };
     }
