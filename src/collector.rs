@@ -1,14 +1,16 @@
-//! The pipeline between traced code and disk: a bounded buffer that
+//! The pipeline between traced code and the sinks: a bounded buffer that
 //! finished spans are pushed into, and one background thread
-//! ("ferrotrace-writer") that drains it on an interval, serialises JSONL,
-//! tallies traces, and answers flush requests. The thread never touches
-//! Python, so it can neither deadlock with the GIL nor hold up interpreter
-//! exit.
+//! ("ferrotrace-writer", the collector) that drains it on an interval, feeds
+//! the in-process analysis (which also applies the tail rules and completes
+//! traces), and hands each batch of kept spans to every sink. Each sink
+//! (files, OTLP, ...) delivers on a thread of its own (see `sinks`). No
+//! thread here ever touches Python, so none can deadlock with the GIL or
+//! hold up interpreter exit.
 //!
-//! After `fork()` the child's copy of the pipeline may be mid-operation (the
-//! writer thread does not exist in the child, and a lock it held stays held),
-//! so the child gets a brand-new pipeline and the old one is deliberately
-//! leaked: see [`Collector::reset_after_fork`].
+//! After `fork()` the child's copy of the pipeline may be mid-operation (its
+//! threads do not exist in the child, and a lock one of them held stays
+//! held), so the child gets a brand-new pipeline, with sinks of its own, and
+//! the old one is deliberately leaked: see [`Collector::reset_after_fork`].
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
@@ -21,62 +23,82 @@ use parking_lot::{Condvar, Mutex};
 use crate::buffer::{FinishedSpan, SpanBuffer};
 use crate::clock;
 use crate::config::Config;
-use crate::jsonl;
 use crate::live::LiveAnalysis;
 use crate::metrics::{Counters, MetricsSnapshot};
 use crate::pool::RecordPool;
+use crate::sinks::worker::SinkWorker;
+use crate::sinks::{self, Batch, Sink};
 use crate::span::Status;
-use crate::writer::RotatingFile;
+use crate::warnings::Warnings;
 
-/// Spans serialised per write call: bounds the writer's memory.
+/// Spans handed to the sinks per batch: bounds the collector's memory.
 const BATCH: usize = 8192;
 /// How often (in finished spans) traced code checks whether the buffer is
-/// filling up fast enough to wake the writer early.
+/// filling up fast enough to wake the collector early.
 const WAKE_CHECK_EVERY: u64 = 256;
 
 /// Records kept for reuse: enough to cover a drain interval's worth of
 /// spans at high rates without holding much memory when idle.
 const RECYCLED_RECORDS: usize = 4096;
 
-/// Why a finished span was not handed to the writer.
+/// How long sinks may go on delivering when a tracer is dropped without
+/// `shutdown()` (nobody waits for them; this only bounds their retries).
+const DROP_GRACE: Duration = Duration::from_secs(10);
+
+/// How long the collector pauses while the file sink catches up.
+const FILE_BACKPRESSURE_PAUSE: Duration = Duration::from_micros(500);
+
+/// Why a finished span was not handed to the collector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
     BufferFull,
     ShutDown,
 }
 
+/// Builds the sinks of a fresh pipeline (called again after fork).
+pub type SinkFactory =
+    dyn Fn(&Config, &Arc<Mutex<Vec<PathBuf>>>) -> Vec<Box<dyn Sink>> + Send + Sync;
+
 pub struct Pipeline {
     buffer: SpanBuffer,
-    /// Written records, ready to be reused by new spans.
-    pub pool: RecordPool,
-    /// Latency sketches, service graph and recent traces, kept by the writer.
+    /// Delivered records, ready to be reused by new spans.
+    pub pool: Arc<RecordPool>,
+    /// Latency sketches, service graph and recent traces, kept by the collector.
     analysis: Mutex<LiveAnalysis>,
     pub counters: Counters,
+    sinks: Vec<SinkWorker>,
     worker: OnceLock<Thread>,
     flush_requested: AtomicU64,
     flush_done: Mutex<u64>,
     flush_cond: Condvar,
     shutdown: AtomicBool,
+    /// When sinks must give up at shutdown (set by `shutdown`, or on drop).
+    shutdown_deadline: Mutex<Option<Instant>>,
     stopped: Mutex<bool>,
     stopped_cond: Condvar,
-    /// Set when a warning is waiting for the binding layer to log it.
-    has_warnings: AtomicBool,
-    warnings: Mutex<Vec<String>>,
-    warned_write_error: AtomicBool,
+    warnings: Arc<Warnings>,
     warned_buffer_full: AtomicBool,
-    files: Mutex<Vec<PathBuf>>,
+    files: Arc<Mutex<Vec<PathBuf>>>,
 }
 
 pub struct Collector {
     pub config: Config,
+    make_sinks: Box<SinkFactory>,
     pipeline: AtomicPtr<Pipeline>,
 }
 
 impl Collector {
+    /// A collector whose sinks follow `config` (files, exporters).
     pub fn new(config: Config) -> Arc<Self> {
-        let pipeline = Pipeline::start(&config);
+        Self::with_sinks(config, Box::new(sinks::from_config))
+    }
+
+    /// A collector with sinks of the caller's making (tests, the server).
+    pub fn with_sinks(config: Config, make_sinks: Box<SinkFactory>) -> Arc<Self> {
+        let pipeline = Pipeline::start(&config, &make_sinks);
         Arc::new(Collector {
             config,
+            make_sinks,
             pipeline: AtomicPtr::new(Arc::into_raw(pipeline) as *mut Pipeline),
         })
     }
@@ -100,7 +122,7 @@ impl Collector {
     }
 
     /// Counts a finished span and, if it is sampled, hands it to the
-    /// writer. Never blocks.
+    /// collector thread. Never blocks.
     #[inline]
     pub fn submit(&self, span: FinishedSpan) -> Result<(), Refused> {
         let pipeline = self.pipeline();
@@ -133,33 +155,30 @@ impl Collector {
         }
     }
 
+    /// Waits until every span finished so far went through every sink;
+    /// true when that happened within `timeout` and no sink lost any.
     pub fn flush(&self, timeout: Duration) -> bool {
         self.pipeline().flush(timeout)
     }
 
-    /// Flushes, then stops the writer thread. Later spans are counted as
-    /// dropped. Returns whether the writer stopped within `timeout`.
+    /// Flushes, then stops the collector and every sink. Later spans are
+    /// counted as dropped. Returns whether all stopped within `timeout`.
     pub fn shutdown(&self, timeout: Duration) -> bool {
         self.pipeline().shutdown(timeout)
     }
 
-    pub fn is_shut_down(&self) -> bool {
-        self.pipeline().shutdown.load(Ordering::Acquire)
-    }
-
     pub fn metrics(&self) -> MetricsSnapshot {
-        let p = self.pipeline();
-        p.counters.snapshot(p.buffer.len() as u64)
+        self.pipeline().metrics()
     }
 
     /// Warnings the binding layer should log (each kind is raised once).
     pub fn take_warnings(&self) -> Vec<String> {
-        self.pipeline().take_warnings()
+        self.pipeline().warnings.take()
     }
 
     #[inline]
     pub fn has_warnings(&self) -> bool {
-        self.pipeline().has_warnings.load(Ordering::Relaxed)
+        self.pipeline().warnings.pending()
     }
 
     /// Runs `f` on the in-process analysis. Call `flush` first for it to
@@ -174,16 +193,16 @@ impl Collector {
     }
 
     /// In a forked child: abandon the inherited pipeline (its spans belong
-    /// to the parent, which writes them; its writer thread does not exist
-    /// here; its locks may be held forever) and start a fresh one.
+    /// to the parent, which delivers them; its threads do not exist here;
+    /// its locks may be held forever) and start a fresh one, sinks included.
     ///
     /// Must only be called in the child right after fork, while it has a
     /// single thread.
     pub fn reset_after_fork(&self) {
-        let fresh = Arc::into_raw(Pipeline::start(&self.config)) as *mut Pipeline;
-        // The old pipeline is leaked on purpose: touching its queue or
+        let fresh = Arc::into_raw(Pipeline::start(&self.config, &self.make_sinks)) as *mut Pipeline;
+        // The old pipeline is leaked on purpose: touching its queues or
         // locks could spin or deadlock, and freeing it would free memory the
-        // old writer's (non-existent) thread state still points into.
+        // old threads' (non-existent) state still points into.
         self.pipeline.store(fresh, Ordering::Release);
     }
 }
@@ -193,51 +212,75 @@ impl Drop for Collector {
         let ptr = self.pipeline.load(Ordering::Acquire);
         // SAFETY: matches the `Arc::into_raw` that produced `ptr`.
         let pipeline = unsafe { Arc::from_raw(ptr) };
-        // The writer keeps its own Arc: let it drain what is left and exit.
+        // The collector thread keeps its own Arc: it drains what is left,
+        // tells the sinks to finish, and exits.
+        pipeline
+            .shutdown_deadline
+            .lock()
+            .get_or_insert(Instant::now() + DROP_GRACE);
         pipeline.shutdown.store(true, Ordering::Release);
         pipeline.wake();
     }
 }
 
 impl Pipeline {
-    fn start(config: &Config) -> Arc<Self> {
+    fn start(config: &Config, make_sinks: &SinkFactory) -> Arc<Self> {
+        let pool = Arc::new(RecordPool::new(RECYCLED_RECORDS));
+        let warnings = Arc::new(Warnings::default());
+        let files = Arc::new(Mutex::new(Vec::new()));
+        let sinks = make_sinks(config, &files)
+            .into_iter()
+            .map(|sink| {
+                SinkWorker::start(
+                    sink,
+                    config.buffer_size,
+                    Arc::clone(&pool),
+                    Arc::clone(&warnings),
+                )
+            })
+            .collect();
         let pipeline = Arc::new(Pipeline {
             buffer: SpanBuffer::new(config.buffer_size),
-            pool: RecordPool::new(RECYCLED_RECORDS),
+            pool,
             analysis: Mutex::new(LiveAnalysis::new(
                 &config.service_name,
                 config.live,
                 config.tail,
             )),
             counters: Counters::default(),
+            sinks,
             worker: OnceLock::new(),
             flush_requested: AtomicU64::new(0),
             flush_done: Mutex::new(0),
             flush_cond: Condvar::new(),
             shutdown: AtomicBool::new(false),
+            shutdown_deadline: Mutex::new(None),
             stopped: Mutex::new(false),
             stopped_cond: Condvar::new(),
-            has_warnings: AtomicBool::new(false),
-            warnings: Mutex::new(Vec::new()),
-            warned_write_error: AtomicBool::new(false),
+            warnings,
             warned_buffer_full: AtomicBool::new(false),
-            files: Mutex::new(Vec::new()),
+            files,
         });
         let worker_pipeline = Arc::clone(&pipeline);
-        let worker_config = config.clone();
+        let interval = Duration::from_millis(config.flush_interval_ms.max(1));
         let spawned = thread::Builder::new()
             .name("ferrotrace-writer".into())
-            .spawn(move || Writer::new(worker_pipeline, worker_config).run());
+            .spawn(move || CollectorThread::new(worker_pipeline, interval).run());
         match spawned {
             Ok(handle) => {
                 let _ = pipeline.worker.set(handle.thread().clone());
             }
             Err(e) => {
-                // No thread, no writing: refuse spans (counted) rather than
-                // let them pile up.
+                // No thread, no delivery: refuse spans (counted) rather
+                // than let them pile up.
                 pipeline.shutdown.store(true, Ordering::Release);
                 *pipeline.stopped.lock() = true;
-                pipeline.warn(format!("ferrotrace could not start its writer thread: {e}"));
+                pipeline
+                    .warnings
+                    .warn(format!("ferrotrace could not start its writer thread: {e}"));
+                for sink in &pipeline.sinks {
+                    sink.begin_shutdown(Instant::now());
+                }
             }
         }
         pipeline
@@ -260,7 +303,7 @@ impl Pipeline {
             Err(_) => {
                 hot.dropped_buffer_full.fetch_add(1, Ordering::Relaxed);
                 if !self.warned_buffer_full.swap(true, Ordering::Relaxed) {
-                    self.warn(format!(
+                    self.warnings.warn(format!(
                         "ferrotrace span buffer is full ({} spans): spans are being dropped \
                          and counted in metrics()['spans_dropped']; raise buffer_size or \
                          lower the span rate",
@@ -279,101 +322,93 @@ impl Pipeline {
         }
     }
 
-    fn warn(&self, message: String) {
-        self.warnings.lock().push(message);
-        self.has_warnings.store(true, Ordering::Release);
+    /// Spans any sink has lost so far.
+    fn losses(&self) -> u64 {
+        self.sinks.iter().map(SinkWorker::losses).sum()
     }
 
-    fn take_warnings(&self) -> Vec<String> {
-        if !self.has_warnings.swap(false, Ordering::Acquire) {
-            return Vec::new();
-        }
-        std::mem::take(&mut *self.warnings.lock())
-    }
-
-    /// True when the writer processed everything finished before the call
-    /// and lost none of it to a write error meanwhile.
+    /// True when every sink delivered everything finished before the call
+    /// and lost none of it meanwhile.
     fn flush(&self, timeout: Duration) -> bool {
-        if *self.stopped.lock() {
-            return self.buffer.is_empty();
-        }
-        let lost = || {
-            self.counters
-                .worker
-                .dropped_write_error
-                .load(Ordering::Relaxed)
-        };
-        let lost_before = lost();
-        let target = self.flush_requested.fetch_add(1, Ordering::SeqCst) + 1;
-        self.wake();
         let deadline = Instant::now() + timeout;
-        let mut done = self.flush_done.lock();
-        while *done < target {
-            if self.flush_cond.wait_until(&mut done, deadline).timed_out() {
-                return *done >= target && lost() == lost_before;
+        if *self.stopped.lock() {
+            return self.buffer.is_empty() && self.sinks.iter().all(|s| s.queued_spans() == 0);
+        }
+        let losses_before = self.losses();
+        let ticket = self.flush_requested.fetch_add(1, Ordering::SeqCst) + 1;
+        self.wake();
+        {
+            let mut done = self.flush_done.lock();
+            while *done < ticket {
+                if self.flush_cond.wait_until(&mut done, deadline).timed_out() && *done < ticket {
+                    return false;
+                }
             }
         }
-        lost() == lost_before
+        // The collector passed the ticket on to every sink with the batches
+        // it covers; each reports once those are delivered.
+        self.sinks.iter().all(|s| s.wait_flushed(ticket, deadline))
+            && self.losses() == losses_before
     }
 
     fn shutdown(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        *self.shutdown_deadline.lock() = Some(deadline);
         self.shutdown.store(true, Ordering::Release);
         self.wake();
-        let deadline = Instant::now() + timeout;
-        let mut stopped = self.stopped.lock();
-        while !*stopped {
-            if self
-                .stopped_cond
-                .wait_until(&mut stopped, deadline)
-                .timed_out()
-            {
-                return *stopped;
+        let collector_stopped = {
+            let mut stopped = self.stopped.lock();
+            while !*stopped {
+                if self
+                    .stopped_cond
+                    .wait_until(&mut stopped, deadline)
+                    .timed_out()
+                {
+                    break;
+                }
             }
+            *stopped
+        };
+        // Normally the collector already told them; if it is late, the
+        // deadline still holds for them.
+        for sink in &self.sinks {
+            sink.begin_shutdown(deadline);
         }
-        true
+        let sinks_stopped = self.sinks.iter().all(|s| s.wait_stopped(deadline));
+        collector_stopped && sinks_stopped
+    }
+
+    fn metrics(&self) -> MetricsSnapshot {
+        let buffered = self.buffer.len() as u64;
+        let mut snapshot = self.counters.snapshot(buffered);
+        let files = self.files.lock().len() as u64;
+        snapshot.add_sinks(&self.sinks, files);
+        snapshot
     }
 }
 
-/// The background thread's state: files, reusable buffers, trace tallies.
-struct Writer {
+/// The collector thread's state: the batch being assembled and reusable buffers.
+struct CollectorThread {
     pipeline: Arc<Pipeline>,
-    config: Config,
-    spans_file: Option<RotatingFile>,
-    traces_file: Option<RotatingFile>,
-    batch: Vec<FinishedSpan>,
-    /// Held spans the tail rules released for writing in this batch.
+    interval: Duration,
+    drained: Vec<FinishedSpan>,
+    /// Held spans the tail rules released for delivery in this batch.
     released: Vec<FinishedSpan>,
-    span_bytes: Vec<u8>,
-    span_ends: Vec<usize>,
-    trace_bytes: Vec<u8>,
-    trace_ends: Vec<usize>,
     last_resync: Instant,
 }
 
-impl Writer {
-    fn new(pipeline: Arc<Pipeline>, config: Config) -> Self {
-        let file = |prefix: &str| {
-            config.output_dir.as_ref().map(|dir| {
-                RotatingFile::new(dir, prefix, &config.service_name, config.max_file_bytes)
-            })
-        };
-        Writer {
-            spans_file: file("spans"),
-            traces_file: file("traces"),
+impl CollectorThread {
+    fn new(pipeline: Arc<Pipeline>, interval: Duration) -> Self {
+        CollectorThread {
             pipeline,
-            batch: Vec::with_capacity(BATCH),
+            interval,
+            drained: Vec::with_capacity(BATCH),
             released: Vec::new(),
-            span_bytes: Vec::with_capacity(1 << 20),
-            span_ends: Vec::with_capacity(BATCH),
-            trace_bytes: Vec::with_capacity(1 << 16),
-            trace_ends: Vec::new(),
             last_resync: Instant::now(),
-            config,
         }
     }
 
     fn run(mut self) {
-        let interval = Duration::from_millis(self.config.flush_interval_ms.max(1));
         loop {
             // Read before draining: every span finished before a flush
             // request was pushed before the request, so this drain sees it.
@@ -381,6 +416,9 @@ impl Writer {
             let shutting_down = self.pipeline.shutdown.load(Ordering::Acquire);
             let drained = self.drain_all();
             if requested > *self.pipeline.flush_done.lock() {
+                for sink in &self.pipeline.sinks {
+                    sink.request_flush(requested);
+                }
                 *self.pipeline.flush_done.lock() = requested;
                 self.pipeline.flush_cond.notify_all();
             }
@@ -392,8 +430,16 @@ impl Writer {
                 self.last_resync = Instant::now();
             }
             if drained < self.pipeline.buffer.capacity() / 8 {
-                thread::park_timeout(interval);
+                thread::park_timeout(self.interval);
             }
+        }
+        let deadline = self
+            .pipeline
+            .shutdown_deadline
+            .lock()
+            .unwrap_or_else(|| Instant::now() + DROP_GRACE);
+        for sink in &self.pipeline.sinks {
+            sink.begin_shutdown(deadline);
         }
         *self.pipeline.stopped.lock() = true;
         self.pipeline.stopped_cond.notify_all();
@@ -406,134 +452,97 @@ impl Writer {
     fn drain_all(&mut self) -> usize {
         let mut total = 0;
         loop {
-            self.batch.clear();
-            let n = self.pipeline.buffer.drain_into(&mut self.batch, BATCH);
+            self.wait_for_files();
+            self.drained.clear();
+            let n = self.pipeline.buffer.drain_into(&mut self.drained, BATCH);
             if n == 0 {
                 break;
             }
             total += n;
-            self.write_batch();
+            self.dispatch();
         }
         total
     }
 
-    fn write_batch(&mut self) {
-        let service = self.config.service_name.as_str();
-        let worker = &self.pipeline.counters.worker;
-        self.span_bytes.clear();
-        self.span_ends.clear();
-        self.trace_bytes.clear();
-        self.trace_ends.clear();
-        let mut attributes_dropped = 0u64;
-        let mut events_dropped = 0u64;
-        let mut live = self.pipeline.analysis.lock();
-        for span in &self.batch {
-            attributes_dropped += u64::from(span.attributes.dropped);
-            events_dropped += u64::from(span.dropped_events);
-            if let Some(summary) = live.observe(span, &self.pipeline.pool, &mut self.released) {
-                jsonl::write_trace_summary(&mut self.trace_bytes, &summary);
-                self.trace_ends.push(self.trace_bytes.len());
-            }
-            if self.spans_file.is_some() {
-                if span.sampled {
-                    jsonl::write_span(&mut self.span_bytes, span, service);
-                    self.span_ends.push(self.span_bytes.len());
+    /// The files are the one sink the collector waits for: while the file
+    /// sink's queue is full, spans stay in the buffer (and traced code's
+    /// overflow is counted there, as `spans_dropped_buffer_full`), exactly
+    /// as when the collector wrote the files itself. Exporters are never
+    /// waited for: a full exporter queue drops (counted) at the exporter.
+    fn wait_for_files(&self) {
+        let pipeline = &*self.pipeline;
+        for sink in pipeline.sinks.iter().filter(|s| s.is_file()) {
+            while !sink.has_room(BATCH) && !sink.is_stopped() {
+                let past_deadline = pipeline
+                    .shutdown_deadline
+                    .lock()
+                    .is_some_and(|d| Instant::now() >= d);
+                if past_deadline {
+                    return;
                 }
-                for held in &self.released {
-                    jsonl::write_span(&mut self.span_bytes, held, service);
-                    self.span_ends.push(self.span_bytes.len());
-                }
-            }
-            for held in self.released.drain(..) {
-                self.pipeline.pool.recycle(held);
+                thread::park_timeout(FILE_BACKPRESSURE_PAUSE);
             }
         }
-        let c = live.counters;
-        worker
-            .traces_evicted
-            .store(c.traces_evicted, Ordering::Relaxed);
-        worker
-            .spans_unsampled
-            .store(c.spans_unsampled, Ordering::Relaxed);
-        worker
-            .dropped_tail_limit
-            .store(c.spans_lost_tail_limit, Ordering::Relaxed);
-        worker
-            .traces_kept_by_tail
-            .store(c.traces_kept_by_tail, Ordering::Relaxed);
-        // Queries wait on this lock: release it before any I/O.
-        drop(live);
+    }
+
+    /// Feeds the drained spans to the in-process analysis and hands the
+    /// kept ones to every sink.
+    fn dispatch(&mut self) {
+        let pipeline = &*self.pipeline;
+        let worker = &pipeline.counters.worker;
+        let mut batch = Batch {
+            spans: Vec::with_capacity(self.drained.len()),
+            summaries: Vec::new(),
+        };
+        let mut attributes_dropped = 0u64;
+        let mut events_dropped = 0u64;
+        {
+            let mut live = pipeline.analysis.lock();
+            for span in self.drained.drain(..) {
+                attributes_dropped += u64::from(span.attributes.dropped);
+                events_dropped += u64::from(span.dropped_events);
+                if let Some(summary) = live.observe(&span, &pipeline.pool, &mut self.released) {
+                    batch.summaries.push(summary);
+                }
+                if span.sampled {
+                    batch.spans.push(span);
+                } else {
+                    pipeline.pool.recycle(span);
+                }
+                batch.spans.append(&mut self.released);
+            }
+            let c = live.counters;
+            worker
+                .traces_evicted
+                .store(c.traces_evicted, Ordering::Relaxed);
+            worker
+                .spans_unsampled
+                .store(c.spans_unsampled, Ordering::Relaxed);
+            worker
+                .dropped_tail_limit
+                .store(c.spans_lost_tail_limit, Ordering::Relaxed);
+            worker
+                .traces_kept_by_tail
+                .store(c.traces_kept_by_tail, Ordering::Relaxed);
+            // Queries wait on this lock: release it before handing off.
+        }
         worker
             .attributes_dropped
             .fetch_add(attributes_dropped, Ordering::Relaxed);
         worker
             .events_dropped
             .fetch_add(events_dropped, Ordering::Relaxed);
-        if let Some(file) = self.spans_file.as_mut() {
-            let outcome = file.append(&self.span_bytes, &self.span_ends);
-            let lost = self.span_ends.len() - outcome.lines_written;
-            worker
-                .spans_written
-                .fetch_add(outcome.lines_written as u64, Ordering::Relaxed);
-            worker
-                .dropped_write_error
-                .fetch_add(lost as u64, Ordering::Relaxed);
-            note_file(&self.pipeline, file);
-            if let Some(error) = outcome.error {
-                self.report_write_error("spans", &error);
+        if batch.spans.is_empty() && batch.summaries.is_empty() {
+            return;
+        }
+        let batch = Arc::new(batch);
+        for sink in &pipeline.sinks {
+            sink.offer(&batch);
+        }
+        if let Ok(batch) = Arc::try_unwrap(batch) {
+            for span in batch.spans {
+                pipeline.pool.recycle(span);
             }
-        }
-        if let Some(file) = self.traces_file.as_mut() {
-            let outcome = file.append(&self.trace_bytes, &self.trace_ends);
-            worker
-                .traces_written
-                .fetch_add(outcome.lines_written as u64, Ordering::Relaxed);
-            note_file(&self.pipeline, file);
-            if let Some(error) = outcome.error {
-                self.report_write_error("trace summaries", &error);
-            }
-        }
-        for span in self.batch.drain(..) {
-            self.pipeline.pool.recycle(span);
-        }
-    }
-
-    fn report_write_error(&self, what: &str, error: &std::io::Error) {
-        self.pipeline
-            .counters
-            .worker
-            .write_errors
-            .fetch_add(1, Ordering::Relaxed);
-        if !self
-            .pipeline
-            .warned_write_error
-            .swap(true, Ordering::Relaxed)
-        {
-            let dir = self
-                .config
-                .output_dir
-                .as_ref()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default();
-            self.pipeline.warn(format!(
-                "ferrotrace cannot write {what} to {dir:?}: {error}; spans that cannot be \
-                 written are counted in metrics()['spans_dropped'] and ['write_errors'] \
-                 (this warning is shown once)"
-            ));
-        }
-    }
-}
-
-fn note_file(pipeline: &Pipeline, file: &RotatingFile) {
-    if let Some(path) = file.current_path() {
-        let mut files = pipeline.files.lock();
-        if files.last().map(|p| p.as_path()) != Some(path) && !files.iter().any(|p| p == path) {
-            files.push(path.to_path_buf());
-            pipeline
-                .counters
-                .worker
-                .files_opened
-                .fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -644,7 +653,7 @@ mod tests {
             let c = Arc::clone(&collector);
             thread::spawn(move || {
                 let mut sent = 0;
-                while sent < 200_000 {
+                while sent < 1_000_000 {
                     if c.submit(finished(3, Some(4))).is_ok() {
                         sent += 1;
                     } else {
@@ -655,6 +664,6 @@ mod tests {
         };
         producer.join().unwrap();
         assert!(collector.flush(Duration::from_secs(30)));
-        assert_eq!(collector.metrics().get("spans_written"), Some(200_000));
+        assert_eq!(collector.metrics().get("spans_written"), Some(1_000_000));
     }
 }

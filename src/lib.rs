@@ -13,12 +13,14 @@ pub mod ids;
 pub mod jsonl;
 pub mod live;
 pub mod metrics;
+pub mod options;
 pub mod pool;
 pub mod propagation;
 pub mod sampling;
 pub mod sinks;
 pub mod span;
 pub mod trace_summary;
+pub mod warnings;
 pub mod writer;
 
 #[cfg(feature = "python")]

@@ -1,9 +1,12 @@
 //! Tracer counters. The hot path only touches the first block (one cache
-//! line, written by traced code); the background thread owns the second.
+//! line, written by traced code); the collector thread owns the second, and
+//! each sink keeps its own (see `sinks::worker`); a snapshot adds them up.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crossbeam_utils::CachePadded;
+
+use crate::sinks::worker::SinkWorker;
 
 #[derive(Default)]
 pub struct HotCounters {
@@ -19,13 +22,8 @@ pub struct HotCounters {
 
 #[derive(Default)]
 pub struct WorkerCounters {
-    pub spans_written: AtomicU64,
-    pub traces_written: AtomicU64,
-    pub write_errors: AtomicU64,
-    pub dropped_write_error: AtomicU64,
     pub attributes_dropped: AtomicU64,
     pub events_dropped: AtomicU64,
-    pub files_opened: AtomicU64,
     /// Completed traces dropped from the in-process store (oldest first).
     pub traces_evicted: AtomicU64,
     /// Spans of head-unsampled traces the tail rules did not keep.
@@ -56,6 +54,51 @@ impl MetricsSnapshot {
     }
 }
 
+impl MetricsSnapshot {
+    fn add(&mut self, key: &'static str, value: u64) {
+        match self.entries.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v += value,
+            None => self.entries.push((key, value)),
+        }
+    }
+
+    /// Adds what the sinks did: the file sink's deliveries are
+    /// `spans_written` and its losses `spans_dropped`; every other sink's
+    /// are `spans_exported` and `spans_export_dropped`.
+    pub(crate) fn add_sinks(&mut self, sinks: &[SinkWorker], files_opened: u64) {
+        let (mut written, mut write_errors, mut lost_writing, mut queue_full_files) = (0, 0, 0, 0);
+        let (mut exported, mut export_dropped, mut export_errors, mut summaries) = (0, 0, 0, 0);
+        for sink in sinks {
+            let c = sink.counters();
+            let delivered = c.delivered.load(Relaxed);
+            let lost = c.lost.load(Relaxed) + c.dropped_at_shutdown.load(Relaxed);
+            let queue_full = c.dropped_queue_full.load(Relaxed);
+            let errors = c.errors.load(Relaxed);
+            if sink.is_file() {
+                written += delivered;
+                write_errors += errors;
+                lost_writing += lost;
+                queue_full_files += queue_full;
+                summaries += c.summaries_written.load(Relaxed);
+            } else {
+                exported += delivered;
+                export_dropped += lost + queue_full;
+                export_errors += errors;
+            }
+        }
+        self.add("spans_dropped", lost_writing + queue_full_files);
+        self.add("spans_written", written);
+        self.add("write_errors", write_errors);
+        self.add("spans_dropped_write_error", lost_writing);
+        self.add("spans_dropped_sink_full", queue_full_files);
+        self.add("traces_written", summaries);
+        self.add("files_opened", files_opened);
+        self.add("spans_exported", exported);
+        self.add("spans_export_dropped", export_dropped);
+        self.add("export_errors", export_errors);
+    }
+}
+
 impl Counters {
     pub fn snapshot(&self, buffered: u64) -> MetricsSnapshot {
         let h = &self.hot;
@@ -66,7 +109,6 @@ impl Counters {
         let completed = h.traces_completed.load(Relaxed);
         let dropped_full = h.dropped_buffer_full.load(Relaxed);
         let dropped_shutdown = h.dropped_after_shutdown.load(Relaxed);
-        let dropped_write = w.dropped_write_error.load(Relaxed);
         let dropped_tail = w.dropped_tail_limit.load(Relaxed);
         MetricsSnapshot {
             entries: vec![
@@ -76,15 +118,12 @@ impl Counters {
                 ("spans_finished", finished),
                 (
                     "spans_dropped",
-                    dropped_full + dropped_shutdown + dropped_write + dropped_tail,
+                    dropped_full + dropped_shutdown + dropped_tail,
                 ),
                 ("errors", h.errors.load(Relaxed)),
                 ("active_traces", started.saturating_sub(completed)),
                 ("active_spans", created.saturating_sub(finished)),
-                ("spans_written", w.spans_written.load(Relaxed)),
-                ("write_errors", w.write_errors.load(Relaxed)),
                 ("spans_dropped_buffer_full", dropped_full),
-                ("spans_dropped_write_error", dropped_write),
                 ("spans_dropped_after_shutdown", dropped_shutdown),
                 ("spans_dropped_tail_limit", dropped_tail),
                 (
@@ -93,10 +132,8 @@ impl Counters {
                 ),
                 ("traces_kept_by_tail", w.traces_kept_by_tail.load(Relaxed)),
                 ("spans_buffered", buffered),
-                ("traces_written", w.traces_written.load(Relaxed)),
                 ("attributes_dropped", w.attributes_dropped.load(Relaxed)),
                 ("events_dropped", w.events_dropped.load(Relaxed)),
-                ("files_opened", w.files_opened.load(Relaxed)),
                 ("traces_evicted", w.traces_evicted.load(Relaxed)),
             ],
         }

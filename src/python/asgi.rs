@@ -14,7 +14,8 @@ use crate::span::SpanKind;
 
 use super::convert;
 use super::propagation;
-use super::span::{SpanContextPy, SpanPy};
+use super::provider::{self, Parent, RemoteParent};
+use super::span::SpanPy;
 use super::tracer::TracerPy;
 
 fn text_of(value: &Bound<'_, PyAny>) -> Option<CompactString> {
@@ -173,14 +174,28 @@ pub fn _start_server_span<'py>(
                 .map(|(_, value)| value.as_str())
                 .collect()
         });
-        found
-            .map(|ctx| Bound::new(py, SpanContextPy::remote(ctx)))
-            .transpose()?
+        found.map(|ctx| RemoteParent {
+            trace_id: ctx.trace_id,
+            span_id: ctx.span_id,
+            sampled: ctx.sampled,
+            remote: true,
+            tracestate: ctx.tracestate.as_deref().map(std::sync::Arc::from),
+        })
     };
-    let parent_any = parent
-        .as_ref()
-        .map(|p: &Bound<'py, SpanContextPy>| p.as_any());
-    TracerPy::start(tracer, method, SpanKind::Server, parent_any, tags, None)
+    let parent = match parent {
+        Some(remote) => Parent::Remote(remote),
+        None => Parent::Current,
+    };
+    provider::start_span(
+        py,
+        &tracer.get().core,
+        method,
+        SpanKind::Server,
+        parent,
+        tags,
+        None,
+        None,
+    )
 }
 
 /// Records `http.response.start` on the server span: the status code (5xx

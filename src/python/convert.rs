@@ -233,3 +233,21 @@ pub fn span_name(name: &Bound<'_, PyAny>) -> PyResult<CompactString> {
         ))),
     }
 }
+
+/// Calls `f` for each (key, value) of a mapping: anything with `.items()`
+/// (dicts, headers objects, mapping views). `message` is the TypeError for
+/// something that is not a mapping.
+pub fn for_each_item(
+    mapping: &Bound<'_, PyAny>,
+    message: &'static str,
+    mut f: impl FnMut(&Bound<'_, PyAny>, &Bound<'_, PyAny>) -> PyResult<()>,
+) -> PyResult<()> {
+    let items = mapping
+        .call_method0(pyo3::intern!(mapping.py(), "items"))
+        .map_err(|_| pyo3::exceptions::PyTypeError::new_err(message))?;
+    for item in items.try_iter()? {
+        let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
+        f(&k, &v)?;
+    }
+    Ok(())
+}

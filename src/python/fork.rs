@@ -1,9 +1,12 @@
 //! Process lifecycle: fork and interpreter exit.
 //!
-//! Every tracer's collector is registered here. In a forked child the
-//! Python side calls `_after_fork_in_child` (via `os.register_at_fork`):
-//! ids are reseeded and each collector gets a fresh pipeline and writer
-//! thread. At exit `_shutdown_all` flushes every live tracer within one
+//! Every tracer's collector is registered here. Around `fork()` the Python
+//! side (via `os.register_at_fork`) calls `_before_fork` in the forking
+//! thread, which takes this module's locks (the registry and the global
+//! tracer), and `_after_fork_in_parent` / `_after_fork_in_child`, which
+//! release them: no lock another thread held at the moment of fork can be
+//! inherited held. In the child, ids are then reseeded and each collector
+//! gets a fresh pipeline and threads. At exit `_shutdown_all` flushes every live tracer within one
 //! shared deadline, so exit never hangs.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,6 +19,8 @@ use pyo3::prelude::*;
 
 use crate::collector::Collector;
 use crate::ids;
+
+use super::global;
 
 static FORK_EPOCH: AtomicU32 = AtomicU32::new(0);
 static REGISTRY: Mutex<Vec<Weak<Collector>>> = Mutex::new(Vec::new());
@@ -46,17 +51,37 @@ pub fn timeout_arg(timeout: f64) -> PyResult<Duration> {
     }
 }
 
+/// Called in the forking thread right before `os.fork()`. Never holds
+/// the GIL while waiting: a thread holding one of these locks may be
+/// waiting for the GIL.
+#[pyfunction]
+pub fn _before_fork(py: Python<'_>) {
+    py.detach(|| {
+        global::lock_for_fork();
+        std::mem::forget(REGISTRY.lock());
+    });
+}
+
+fn release_fork_locks() {
+    // SAFETY: `_before_fork` locked both in this thread and forgot the
+    // guards; after fork this thread is the one that continues (in the
+    // child, the only thread).
+    unsafe { REGISTRY.force_unlock() };
+    global::unlock_after_fork();
+}
+
+/// Called in the parent after `os.fork()`.
+#[pyfunction]
+pub fn _after_fork_in_parent() {
+    release_fork_locks();
+}
+
 /// Called in the child after `os.fork()`.
 #[pyfunction]
 pub fn _after_fork_in_child() {
+    release_fork_locks();
     FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
     ids::reseed_after_fork();
-    // The child has one thread, so nothing can hold the registry lock
-    // legitimately; a lock the parent's other threads held is released.
-    if REGISTRY.is_locked() {
-        // SAFETY: no other thread exists in the child to own the lock.
-        unsafe { REGISTRY.force_unlock() };
-    }
     for collector in live_collectors() {
         collector.reset_after_fork();
     }

@@ -5,8 +5,13 @@ mod asgi;
 mod context;
 mod convert;
 mod fork;
+mod global;
+mod logging;
+mod options;
 mod propagation;
+mod provider;
 mod span;
+mod span_context;
 mod traced;
 mod tracer;
 mod values;
@@ -38,7 +43,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<tracer::TracerPy>()?;
     m.add_class::<span::SpanPy>()?;
-    m.add_class::<span::SpanContextPy>()?;
+    m.add_class::<span_context::SpanContextPy>()?;
     m.add_class::<traced::TracedCallPy>()?;
     m.add_class::<analysis::AnalysisPy>()?;
     m.add_function(wrap_pyfunction!(analysis::analyze, m)?)?;
@@ -51,9 +56,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(propagation::extract, m)?)?;
     m.add_function(wrap_pyfunction!(_set_current, m)?)?;
     m.add_function(wrap_pyfunction!(_reset_current, m)?)?;
-    m.add_function(wrap_pyfunction!(tracer::_set_global_tracer, m)?)?;
-    m.add_function(wrap_pyfunction!(tracer::_global_tracer, m)?)?;
+    m.add_function(wrap_pyfunction!(global::_set_global_tracer, m)?)?;
+    m.add_function(wrap_pyfunction!(global::_global_tracer, m)?)?;
+    m.add_function(wrap_pyfunction!(fork::_before_fork, m)?)?;
+    m.add_function(wrap_pyfunction!(fork::_after_fork_in_parent, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(options::_options, m)?)?;
+    m.add_function(wrap_pyfunction!(options::_options_markdown, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_shutdown_all, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_flush_all, m)?)?;
     Ok(())

@@ -18,8 +18,10 @@ use crate::propagation::{self, Propagator, MAX_HEADER_VALUE_LEN};
 
 use super::context;
 use super::convert;
-use super::span::{SpanContextPy, SpanPy};
-use super::tracer;
+use super::global;
+use super::logging;
+use super::span::SpanPy;
+use super::span_context::SpanContextPy;
 
 /// Every header name some format reads; a bit per name in a [`NameSet`].
 const NAMES: [&str; 10] = [
@@ -356,7 +358,7 @@ fn names_type_error(obj: &Bound<'_, PyAny>) -> PyErr {
 /// environment's
 /// (FERROTRACE_PROPAGATORS, then OTEL_PROPAGATORS), else `tracecontext`.
 pub fn default_propagators(py: Python<'_>) -> Vec<Propagator> {
-    match tracer::_global_tracer(py).and_then(|t| t.get().propagators.clone()) {
+    match global::existing(py).and_then(|t| t.get().core.propagators.clone()) {
         Some(list) => list,
         None => env_propagators(py),
     }
@@ -381,7 +383,7 @@ pub fn env_propagators(py: Python<'_>) -> Vec<Propagator> {
             if last.as_deref() != Some(value.as_str()) {
                 *last = Some(value.clone());
                 drop(last);
-                tracer::log_warning(
+                logging::warning(
                     py,
                     &format!(
                         "{var}: ignoring unknown propagator(s) {}; known: tracecontext, b3, \

@@ -10,21 +10,24 @@ use compact_str::CompactString;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
+use std::sync::Arc as SharedArc;
 use triomphe::{Arc, UniqueArc};
 
 use crate::attributes::AttrValue;
 use crate::clock;
 use crate::ids::{SpanId, TraceId};
 use crate::jsonl;
-use crate::propagation::{self, Extracted};
 use crate::span::{ErrorInfo, Event, SpanKind, SpanRecord, Status};
+
+use crate::analysis::SpanRow;
 
 use super::context;
 use super::convert;
 use super::fork;
-use super::tracer::TracerPy;
+use super::provider::TracerCore;
+use super::span_context::SpanContextPy;
+use super::values;
 
 enum Record {
     Active(UniqueArc<SpanRecord>),
@@ -42,7 +45,9 @@ struct Unrecorded {
     start_mono: u64,
     end_mono: u64,
     local_root: bool,
-    failed: bool,
+    /// Kept as for a recorded span: an unsampled failure still counts in
+    /// `metrics()["errors"]` and shows in `span.status`.
+    status: Status,
 }
 
 struct SpanState {
@@ -67,14 +72,15 @@ pub struct SpanPy {
     /// Whether attributes, events and errors are kept (false for spans
     /// head-sampled out with no tail rules: they skip all conversion work).
     recording: bool,
-    pub tracer: Py<TracerPy>,
+    /// The provider that started it: collector, limits, service name.
+    pub core: SharedArc<TracerCore>,
     /// Spans started before a fork are the parent's to write.
     fork_epoch: u32,
     state: Mutex<SpanState>,
 }
 
 impl SpanPy {
-    pub fn new(tracer: Py<TracerPy>, record: UniqueArc<SpanRecord>) -> Self {
+    pub fn new(core: SharedArc<TracerCore>, record: UniqueArc<SpanRecord>) -> Self {
         SpanPy {
             trace_id: record.trace_id,
             span_id: record.span_id,
@@ -82,7 +88,7 @@ impl SpanPy {
             sampled: record.sampled,
             tracestate: None,
             recording: true,
-            tracer,
+            core,
             fork_epoch: fork::epoch(),
             state: Mutex::new(SpanState {
                 record: Some(Record::Active(record)),
@@ -95,7 +101,7 @@ impl SpanPy {
     /// A span that records nothing (see [`Record::Unrecorded`]).
     #[allow(clippy::too_many_arguments)]
     pub fn unrecorded(
-        tracer: Py<TracerPy>,
+        core: SharedArc<TracerCore>,
         trace_id: TraceId,
         parent_id: Option<SpanId>,
         name: CompactString,
@@ -110,7 +116,7 @@ impl SpanPy {
             sampled: false,
             tracestate: None,
             recording: false,
-            tracer,
+            core,
             fork_epoch: fork::epoch(),
             state: Mutex::new(SpanState {
                 record: Some(Record::Unrecorded(Unrecorded {
@@ -119,7 +125,7 @@ impl SpanPy {
                     start_mono,
                     end_mono: 0,
                     local_root,
-                    failed: false,
+                    status: Status::Unset,
                 })),
                 token: None,
                 outer_tokens: Vec::new(),
@@ -147,6 +153,25 @@ impl SpanPy {
         }
     }
 
+    /// Sets the status of an open span, recorded or not (an unsampled span
+    /// keeps its status so its failure is counted); `detail` runs on a
+    /// recorded span's record only.
+    fn update_status(
+        &self,
+        status: impl FnOnce(SpanKind) -> Status,
+        detail: impl FnOnce(&mut SpanRecord),
+    ) {
+        let mut state = self.state.lock();
+        match state.record.as_mut() {
+            Some(Record::Active(r)) => {
+                r.status = status(r.kind);
+                detail(r);
+            }
+            Some(Record::Unrecorded(u)) if u.end_mono == 0 => u.status = status(u.kind),
+            _ => {}
+        }
+    }
+
     fn read<R>(&self, f: impl FnOnce(&SpanRecord) -> R) -> R {
         let state = self.state.lock();
         match state.record.as_ref() {
@@ -161,9 +186,7 @@ impl SpanPy {
                 r.start_mono = u.start_mono;
                 r.start_ns = clock::to_wall_ns(u.start_mono);
                 r.end_mono = u.end_mono;
-                if u.failed {
-                    r.status = Status::Error;
-                }
+                r.status = u.status;
                 f(&r)
             }
             None => f(&SpanRecord::new(
@@ -188,7 +211,7 @@ impl SpanPy {
     /// An HTTP server response's status code: kept as
     /// `http.response.status_code`; 5xx fails the span.
     pub fn set_server_status(&self, code: i64) {
-        let limits = self.tracer.get().limits();
+        let limits = self.core.limits();
         let mut state = self.state.lock();
         match state.record.as_mut() {
             Some(Record::Active(r)) => {
@@ -201,14 +224,14 @@ impl SpanPy {
                     r.status = Status::Error;
                 }
             }
-            Some(Record::Unrecorded(u)) if code >= 500 => u.failed = true,
+            Some(Record::Unrecorded(u)) if code >= 500 => u.status = Status::Error,
             _ => {}
         }
     }
 
     /// Names a server span after its matched route and records `http.route`.
     pub fn set_route(&self, template: CompactString) {
-        let limits = self.tracer.get().limits();
+        let limits = self.core.limits();
         let mut state = self.state.lock();
         let rename = |name: &mut CompactString| {
             let method = name.split(' ').next().unwrap_or("").to_owned();
@@ -229,11 +252,11 @@ impl SpanPy {
     }
 
     pub fn record_error(&self, error: ErrorInfo) {
-        let limits = self.tracer.get().limits();
+        let limits = self.core.limits();
         let mut state = self.state.lock();
         match state.record.as_mut() {
             Some(Record::Active(r)) => r.set_error(error, &limits),
-            Some(Record::Unrecorded(u)) if u.end_mono == 0 => u.failed = true,
+            Some(Record::Unrecorded(u)) if u.end_mono == 0 => u.status = Status::Error,
             _ => {}
         }
     }
@@ -272,15 +295,15 @@ impl SpanPy {
         if self.fork_epoch != fork::epoch() {
             return; // started before a fork: the parent process writes it
         }
-        let tracer = self.tracer.get();
+        let core = &*self.core;
         match ended {
             Ended::Recorded(record) => {
-                let _ = tracer.collector.submit(record);
-                tracer.log_pending_warnings(py);
+                let _ = core.collector.submit(record);
+                core.log_pending_warnings(py);
             }
-            Ended::Unrecorded { local_root, failed } => tracer
-                .collector
-                .unrecorded_span_finished(local_root, failed),
+            Ended::Unrecorded { local_root, failed } => {
+                core.collector.unrecorded_span_finished(local_root, failed)
+            }
             Ended::Already => {}
         }
     }
@@ -312,7 +335,7 @@ fn end_locked(state: &mut SpanState, duration_override_ns: Option<u64>) -> Ended
                 u.end_mono = clock::monotonic_coarse_ns().max(u.start_mono + 1);
                 Ended::Unrecorded {
                     local_root: u.local_root,
-                    failed: u.failed,
+                    failed: u.status == Status::Error,
                 }
             } else {
                 Ended::Already
@@ -333,7 +356,7 @@ impl Drop for SpanPy {
         // give it back for reuse instead of freeing it.
         if let Some(Record::Finished(record)) = self.state.get_mut().record.take() {
             if self.fork_epoch == fork::epoch() {
-                self.tracer.get().collector.pipeline().pool.recycle(record);
+                self.core.collector.pipeline().pool.recycle(record);
             }
         }
     }
@@ -387,8 +410,6 @@ fn attr_to_py<'py>(py: Python<'py>, value: &AttrValue) -> PyResult<Bound<'py, Py
     })
 }
 
-static JSON_LOADS: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
 fn parse_level(level: Option<&Bound<'_, PyAny>>) -> CompactString {
     match level {
         None => "info".into(),
@@ -424,7 +445,7 @@ impl SpanPy {
 
     #[getter]
     fn service<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
-        self.tracer.get().service.bind(py).clone()
+        self.core.service.bind(py).clone()
     }
 
     #[getter]
@@ -514,7 +535,7 @@ impl SpanPy {
         // Convert before locking: str() may run arbitrary Python code.
         let key = convert::key(key);
         let value = convert::value(value);
-        let limits = self.tracer.get().limits();
+        let limits = self.core.limits();
         self.with_active(|r| {
             r.set_attribute(key, value, &limits);
         });
@@ -528,14 +549,14 @@ impl SpanPy {
         if !self.recording {
             return Ok(());
         }
-        let items = tags.call_method0("items").map_err(|_| {
-            PyTypeError::new_err("set_tags() takes a mapping of attribute names to values")
-        })?;
-        for item in items.try_iter()? {
-            let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
-            self.set_tag(&k, &v);
-        }
-        Ok(())
+        convert::for_each_item(
+            tags,
+            "set_tags() takes a mapping of attribute names to values",
+            |k, v| {
+                self.set_tag(k, v);
+                Ok(())
+            },
+        )
     }
 
     fn set_attributes(&self, tags: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -555,7 +576,7 @@ impl SpanPy {
         if !self.recording {
             return Ok(());
         }
-        let limits = self.tracer.get().limits();
+        let limits = self.core.limits();
         let mut event = Event {
             name: convert::display(message),
             ts_ns: timestamp.unwrap_or_else(jsonl::event_timestamp_ns),
@@ -568,13 +589,10 @@ impl SpanPy {
                 .set(convert::key(k), convert::value(v), &limits);
         };
         if let Some(attrs) = attributes.filter(|a| !a.is_none()) {
-            let items = attrs
-                .call_method0("items")
-                .map_err(|_| PyTypeError::new_err("event attributes must be a mapping"))?;
-            for item in items.try_iter()? {
-                let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
-                add(&k, &v);
-            }
+            convert::for_each_item(attrs, "event attributes must be a mapping", |k, v| {
+                add(k, v);
+                Ok(())
+            })?;
         }
         if let Some(fields) = fields {
             for (k, v) in fields.iter() {
@@ -604,17 +622,23 @@ impl SpanPy {
         status: &Bound<'_, PyAny>,
         description: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let limits = self.tracer.get().limits();
+        let limits = self.core.limits();
         let description = description.filter(|d| !d.is_none()).map(convert::display);
         if status.cast::<pyo3::types::PyBool>().is_err() {
             if let Ok(code) = status.extract::<i64>() {
-                self.with_active(|r| {
-                    r.status = Status::from_code(code, r.kind);
-                    r.set_attribute("status_code".into(), AttrValue::Int(code), &limits);
-                    if let Some(d) = description {
-                        r.set_attribute("status_description".into(), AttrValue::Str(d), &limits);
-                    }
-                });
+                self.update_status(
+                    |kind| Status::from_code(code, kind),
+                    |r| {
+                        r.set_attribute("status_code".into(), AttrValue::Int(code), &limits);
+                        if let Some(d) = description {
+                            r.set_attribute(
+                                "status_description".into(),
+                                AttrValue::Str(d),
+                                &limits,
+                            );
+                        }
+                    },
+                );
                 return Ok(());
             }
         }
@@ -645,12 +669,14 @@ impl SpanPy {
                 )))
             }
         };
-        self.with_active(|r| {
-            r.status = parsed;
-            if let Some(d) = description {
-                r.set_attribute("status_description".into(), AttrValue::Str(d), &limits);
-            }
-        });
+        self.update_status(
+            |_| parsed,
+            |r| {
+                if let Some(d) = description {
+                    r.set_attribute("status_description".into(), AttrValue::Str(d), &limits);
+                }
+            },
+        );
         Ok(())
     }
 
@@ -723,23 +749,9 @@ impl SpanPy {
     /// The JSONL record of this span as a dict (end_ns/duration_ms None
     /// while it is open).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let tracer = self.tracer.get();
-        let (line, finished) = self.read(|r| {
-            let mut out = Vec::with_capacity(256);
-            jsonl::write_span(&mut out, r, &tracer.collector.config.service_name);
-            (out, r.is_finished())
-        });
-        let loads = JSON_LOADS
-            .get_or_try_init(py, || {
-                py.import("json")
-                    .and_then(|m| m.getattr("loads"))
-                    .map(Bound::unbind)
-            })?
-            .bind(py);
-        let dict = loads.call1((PyString::new(
-            py,
-            std::str::from_utf8(&line).unwrap_or("{}"),
-        ),))?;
+        let service = &self.core.collector.config.service_name;
+        let (row, finished) = self.read(|r| (SpanRow::from_record(r, service), r.is_finished()));
+        let dict = values::to_py(py, &row)?;
         if !finished {
             dict.set_item("end_ns", py.None())?;
             dict.set_item("duration_ms", py.None())?;
@@ -764,148 +776,6 @@ impl SpanPy {
             )
         })
     }
-}
-
-/// A span's identity as carried between processes: what `extract` returns
-/// and `start_span(parent=...)` accepts.
-#[pyclass(name = "SpanContext", module = "ferrotrace._core", frozen, eq)]
-#[derive(Clone, PartialEq)]
-pub struct SpanContextPy {
-    pub trace_id: TraceId,
-    pub span_id: SpanId,
-    pub sampled: bool,
-    pub remote: bool,
-    /// W3C `tracestate`, validated and normalised; never empty.
-    pub tracestate: Option<String>,
-}
-
-impl SpanContextPy {
-    /// A context read from incoming headers.
-    pub fn remote(extracted: Extracted) -> Self {
-        SpanContextPy {
-            trace_id: extracted.trace_id,
-            span_id: extracted.span_id,
-            sampled: extracted.sampled,
-            remote: true,
-            tracestate: extracted.tracestate,
-        }
-    }
-
-    /// This context as the propagation formats write it.
-    pub fn propagated(&self) -> propagation::Context<'_> {
-        propagation::Context {
-            trace_id: self.trace_id,
-            span_id: self.span_id,
-            sampled: self.sampled,
-            tracestate: self.tracestate.as_deref(),
-        }
-    }
-}
-
-#[pymethods]
-impl SpanContextPy {
-    #[new]
-    #[pyo3(signature = (trace_id, span_id, sampled=true, is_remote=true, tracestate=None))]
-    fn py_new(
-        trace_id: &str,
-        span_id: &str,
-        sampled: bool,
-        is_remote: bool,
-        tracestate: Option<&str>,
-    ) -> PyResult<Self> {
-        let trace = TraceId::from_hex(trace_id).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "trace_id must be 32 lowercase hex digits, not all zero: {trace_id:?}"
-            ))
-        })?;
-        let span = SpanId::from_hex(span_id).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "span_id must be 16 lowercase hex digits, not all zero: {span_id:?}"
-            ))
-        })?;
-        let tracestate = match tracestate {
-            None => None,
-            Some(text) if text.trim_matches([' ', '\t']).is_empty() => None,
-            Some(text) => Some(propagation::parse_tracestate(&[text]).ok_or_else(|| {
-                PyValueError::new_err(format!(
-                    "tracestate is not a valid W3C tracestate (comma-separated key=value \
-                     members, at most 32, lower-case keys, printable ASCII values): {:?}",
-                    text.chars().take(200).collect::<String>()
-                ))
-            })?),
-        };
-        Ok(SpanContextPy {
-            trace_id: trace,
-            span_id: span,
-            sampled,
-            remote: is_remote,
-            tracestate,
-        })
-    }
-
-    /// The W3C `tracestate` carried with this context, or None.
-    #[getter]
-    fn tracestate(&self) -> Option<&str> {
-        self.tracestate.as_deref()
-    }
-
-    #[getter]
-    fn trace_id(&self) -> String {
-        self.trace_id.to_hex().as_str().to_owned()
-    }
-
-    #[getter]
-    fn span_id(&self) -> String {
-        self.span_id.to_hex().as_str().to_owned()
-    }
-
-    #[getter]
-    fn sampled(&self) -> bool {
-        self.sampled
-    }
-
-    #[getter]
-    fn is_remote(&self) -> bool {
-        self.remote
-    }
-
-    #[getter]
-    fn trace_flags(&self) -> u8 {
-        u8::from(self.sampled)
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "SpanContext(trace_id='{}', span_id='{}', sampled={}, is_remote={}{})",
-            self.trace_id,
-            self.span_id,
-            if self.sampled { "True" } else { "False" },
-            if self.remote { "True" } else { "False" },
-            match &self.tracestate {
-                Some(state) => format!(", tracestate={}", python_str_repr(state)),
-                None => String::new(),
-            }
-        )
-    }
-}
-
-/// `repr()` of a str of printable ASCII, as Python writes it.
-fn python_str_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        if c == quote || c == '\\' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push(quote);
-    out
 }
 
 pub fn parse_kind(kind: Option<&Bound<'_, PyAny>>) -> PyResult<SpanKind> {

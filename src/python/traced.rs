@@ -11,8 +11,10 @@ use crate::attributes::AttrValue;
 use crate::span::SpanKind;
 
 use super::convert;
+use super::global;
+use super::provider::{self, Parent};
 use super::span::{parse_kind, record_exception, SpanPy};
-use super::tracer::{global_tracer, TracerPy};
+use super::tracer::TracerPy;
 
 #[pyclass(name = "TracedCall", module = "ferrotrace._core", frozen)]
 pub struct TracedCallPy {
@@ -30,14 +32,16 @@ impl TracedCallPy {
     fn start<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, SpanPy>> {
         let tracer = match &self.tracer {
             Some(t) => t.bind(py).clone(),
-            None => global_tracer(py)?,
+            None => global::tracer(py)?,
         };
-        TracerPy::start(
-            &tracer,
+        provider::start_span(
+            py,
+            &tracer.get().core,
             self.name.clone(),
             self.kind,
-            None,
+            Parent::Current,
             self.tags.iter().cloned(),
+            None,
             None,
         )
     }
@@ -58,15 +62,10 @@ impl TracedCallPy {
         let kind = parse_kind(kind)?;
         let mut converted = Vec::new();
         if let Some(tags) = tags.filter(|t| !t.is_none()) {
-            let items = tags.call_method0("items").map_err(|_| {
-                pyo3::exceptions::PyTypeError::new_err(
-                    "tags must be a mapping of attribute names to values",
-                )
+            convert::for_each_item(tags, provider::TAGS_NOT_A_MAPPING, |k, v| {
+                converted.push((convert::key(k), convert::value(v)));
+                Ok(())
             })?;
-            for item in items.try_iter()? {
-                let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
-                converted.push((convert::key(&k), convert::value(&v)));
-            }
         }
         Ok(TracedCallPy {
             func,

@@ -11,7 +11,8 @@ use std::time::Instant;
 use crate::buffer::FinishedSpan;
 use crate::trace_summary::TraceSummary;
 
-
+pub mod jsonl;
+pub(crate) mod worker;
 
 /// One hand-off from the collector to every sink. Shared (behind an `Arc`)
 /// by all sinks: nothing is copied per sink.
@@ -104,4 +105,26 @@ pub trait Sink: Send + 'static {
     fn summaries_written(&self) -> u64 {
         0
     }
+}
+
+/// The sinks `config` asks for, in order: the files first (when
+/// `output_dir` is set and "jsonl" is among the exporters), then the
+/// exporters.
+pub fn from_config(
+    config: &crate::config::Config,
+    files: &std::sync::Arc<parking_lot::Mutex<Vec<std::path::PathBuf>>>,
+) -> Vec<Box<dyn Sink>> {
+    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+    if config.disabled {
+        return sinks;
+    }
+    if let Some(dir) = config.output_dir.as_ref().filter(|_| config.writes_files()) {
+        sinks.push(Box::new(jsonl::JsonlSink::new(
+            dir,
+            &config.service_name,
+            config.max_file_bytes,
+            std::sync::Arc::clone(files),
+        )));
+    }
+    sinks
 }

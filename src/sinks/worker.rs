@@ -1,0 +1,455 @@
+//! One sink's thread, queue and counters. The collector hands each batch to
+//! every sink's worker without waiting: a full queue refuses the batch and
+//! its spans are counted as dropped, so a stalled sink costs the others
+//! nothing. Flush and shutdown follow the same ticket handshake as the
+//! collector (see ARCHITECTURE.md, "Flush").
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::{Batch, Delivery, Sink, SinkControl};
+use crate::pool::RecordPool;
+use crate::warnings::Warnings;
+
+/// How long an idle sink thread sleeps before looking at its queue again
+/// (it is woken at once when a batch arrives).
+const IDLE_PARK: Duration = Duration::from_millis(500);
+
+/// What a sink did, as `metrics()` reports it.
+#[derive(Default)]
+pub(crate) struct SinkCounters {
+    /// Spans stored or accepted by the backend.
+    pub delivered: AtomicU64,
+    /// Spans refused because the sink's queue was full.
+    pub dropped_queue_full: AtomicU64,
+    /// Spans the sink gave up on (write error, refused, retries exhausted).
+    pub lost: AtomicU64,
+    /// Failed deliveries (one per failed write or request).
+    pub errors: AtomicU64,
+    /// Spans still queued when shutdown's deadline passed.
+    pub dropped_at_shutdown: AtomicU64,
+    /// Trace-summary lines written (the file sink only).
+    pub summaries_written: AtomicU64,
+}
+
+struct Shared {
+    name: &'static str,
+    is_file: bool,
+    queue: Mutex<VecDeque<Arc<Batch>>>,
+    queued_spans: AtomicUsize,
+    capacity_spans: usize,
+    counters: SinkCounters,
+    control: SinkControl,
+    thread: OnceLock<Thread>,
+    flush_requested: AtomicU64,
+    flush_done: Mutex<u64>,
+    flush_cond: Condvar,
+    shutdown: AtomicBool,
+    stopped: Mutex<bool>,
+    stopped_cond: Condvar,
+}
+
+/// The collector's handle on one sink.
+pub(crate) struct SinkWorker {
+    shared: Arc<Shared>,
+}
+
+impl SinkWorker {
+    /// Starts the sink's thread. `capacity_spans` bounds what may wait in
+    /// its queue (the tracer's `buffer_size`).
+    pub fn start(
+        sink: Box<dyn Sink>,
+        capacity_spans: usize,
+        pool: Arc<RecordPool>,
+        warnings: Arc<Warnings>,
+    ) -> SinkWorker {
+        let shared = Arc::new(Shared {
+            name: sink.name(),
+            is_file: sink.is_file(),
+            queue: Mutex::new(VecDeque::new()),
+            queued_spans: AtomicUsize::new(0),
+            capacity_spans: capacity_spans.max(1),
+            counters: SinkCounters::default(),
+            control: SinkControl::default(),
+            thread: OnceLock::new(),
+            flush_requested: AtomicU64::new(0),
+            flush_done: Mutex::new(0),
+            flush_cond: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+            stopped: Mutex::new(false),
+            stopped_cond: Condvar::new(),
+        });
+        let thread_shared = Arc::clone(&shared);
+        let thread_warnings = Arc::clone(&warnings);
+        let spawned = thread::Builder::new()
+            .name(format!("ferrotrace-{}", shared.name))
+            .spawn(move || run(sink, &thread_shared, &pool, &thread_warnings));
+        match spawned {
+            Ok(handle) => {
+                let _ = shared.thread.set(handle.thread().clone());
+            }
+            Err(e) => {
+                shared.shutdown.store(true, Ordering::Release);
+                *shared.stopped.lock() = true;
+                *shared.flush_done.lock() = u64::MAX;
+                warnings.warn_once(
+                    format!("{}-thread", shared.name),
+                    format!(
+                        "ferrotrace could not start its {} thread ({e}); its spans are counted \
+                         as dropped",
+                        shared.name
+                    ),
+                );
+            }
+        }
+        SinkWorker { shared }
+    }
+
+    pub fn is_file(&self) -> bool {
+        self.shared.is_file
+    }
+
+    pub fn counters(&self) -> &SinkCounters {
+        &self.shared.counters
+    }
+
+    /// Whether `n` more spans fit in the queue (an empty queue takes any batch).
+    pub fn has_room(&self, n: usize) -> bool {
+        let queued = self.queued_spans();
+        queued == 0 || queued + n <= self.shared.capacity_spans
+    }
+
+    /// Whether the sink stopped (its queue will not drain any more).
+    pub fn is_stopped(&self) -> bool {
+        *self.shared.stopped.lock()
+    }
+
+    pub fn queued_spans(&self) -> usize {
+        self.shared.queued_spans.load(Ordering::Relaxed)
+    }
+
+    /// Queues a batch without waiting; a full queue (or a stopped sink)
+    /// drops it, counted. Returns whether it was queued.
+    pub fn offer(&self, batch: &Arc<Batch>) -> bool {
+        let s = &self.shared;
+        let n = batch.spans.len();
+        let queued = s.queued_spans.load(Ordering::Relaxed);
+        // An empty queue takes any batch, however large: the capacity bounds
+        // what piles up, not the size of one hand-off.
+        let full = queued > 0 && queued + n > s.capacity_spans;
+        let refused = full || s.shutdown.load(Ordering::Acquire) && *s.stopped.lock();
+        if refused {
+            s.counters
+                .dropped_queue_full
+                .fetch_add(n as u64, Ordering::Relaxed);
+            return false;
+        }
+        s.queued_spans.fetch_add(n, Ordering::Relaxed);
+        s.queue.lock().push_back(Arc::clone(batch));
+        s.wake();
+        true
+    }
+
+    /// Asks the sink to report when everything queued so far is delivered
+    /// (`flush_done >= ticket`).
+    pub fn request_flush(&self, ticket: u64) {
+        self.shared
+            .flush_requested
+            .fetch_max(ticket, Ordering::SeqCst);
+        self.shared.wake();
+    }
+
+    /// Waits until the sink handled flush `ticket`, or `deadline`.
+    pub fn wait_flushed(&self, ticket: u64, deadline: Instant) -> bool {
+        let s = &self.shared;
+        let mut done = s.flush_done.lock();
+        while *done < ticket {
+            if s.flush_cond.wait_until(&mut done, deadline).timed_out() {
+                return *done >= ticket;
+            }
+        }
+        true
+    }
+
+    /// Tells the sink to deliver what it has, give up by `deadline`, and stop.
+    pub fn begin_shutdown(&self, deadline: Instant) {
+        self.shared.control.stop_by(deadline);
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.shared.wake();
+    }
+
+    pub fn wait_stopped(&self, deadline: Instant) -> bool {
+        let s = &self.shared;
+        let mut stopped = s.stopped.lock();
+        while !*stopped {
+            if s.stopped_cond
+                .wait_until(&mut stopped, deadline)
+                .timed_out()
+            {
+                return *stopped;
+            }
+        }
+        true
+    }
+
+    /// Spans this sink has lost so far, for any reason.
+    pub fn losses(&self) -> u64 {
+        let c = &self.shared.counters;
+        c.lost.load(Ordering::Relaxed)
+            + c.dropped_queue_full.load(Ordering::Relaxed)
+            + c.dropped_at_shutdown.load(Ordering::Relaxed)
+    }
+}
+
+impl Shared {
+    fn wake(&self) {
+        if let Some(t) = self.thread.get() {
+            t.unpark();
+        }
+    }
+
+    fn pop(&self) -> Option<Arc<Batch>> {
+        let batch = self.queue.lock().pop_front()?;
+        self.queued_spans
+            .fetch_sub(batch.spans.len(), Ordering::Relaxed);
+        Some(batch)
+    }
+}
+
+fn run(mut sink: Box<dyn Sink>, s: &Shared, pool: &RecordPool, warnings: &Warnings) {
+    let mut disabled = false;
+    loop {
+        // Read before draining: a flush ticket is raised only after the
+        // batches it covers were queued, so this drain sees them.
+        let requested = s.flush_requested.load(Ordering::SeqCst);
+        let shutting_down = s.shutdown.load(Ordering::Acquire);
+        while let Some(batch) = s.pop() {
+            let past_deadline = s.control.deadline().is_some_and(|d| Instant::now() >= d);
+            if disabled || past_deadline {
+                s.counters
+                    .dropped_at_shutdown
+                    .fetch_add(batch.spans.len() as u64, Ordering::Relaxed);
+            } else {
+                let outcome = catch_unwind(AssertUnwindSafe(|| sink.deliver(&batch, &s.control)));
+                match outcome {
+                    Ok(delivery) => record(s, &delivery, warnings),
+                    Err(_) => {
+                        disabled = true;
+                        s.counters.errors.fetch_add(1, Ordering::Relaxed);
+                        s.counters
+                            .lost
+                            .fetch_add(batch.spans.len() as u64, Ordering::Relaxed);
+                        warnings.warn_once(
+                            format!("{}-panic", s.name),
+                            format!(
+                                "ferrotrace's {} sink failed unexpectedly and was disabled; \
+                                 its spans are counted as dropped",
+                                s.name
+                            ),
+                        );
+                    }
+                }
+                s.counters
+                    .summaries_written
+                    .store(sink.summaries_written(), Ordering::Relaxed);
+            }
+            recycle(batch, pool);
+        }
+        if requested > *s.flush_done.lock() {
+            *s.flush_done.lock() = requested;
+            s.flush_cond.notify_all();
+        }
+        if shutting_down && s.queue.lock().is_empty() {
+            break;
+        }
+        thread::park_timeout(IDLE_PARK);
+    }
+    *s.stopped.lock() = true;
+    s.stopped_cond.notify_all();
+    *s.flush_done.lock() = u64::MAX;
+    s.flush_cond.notify_all();
+}
+
+fn record(s: &Shared, delivery: &Delivery, warnings: &Warnings) {
+    let c = &s.counters;
+    c.delivered.fetch_add(delivery.delivered, Ordering::Relaxed);
+    c.lost.fetch_add(delivery.lost, Ordering::Relaxed);
+    if let Some(error) = &delivery.error {
+        c.errors.fetch_add(1, Ordering::Relaxed);
+        let counted_as = if s.is_file {
+            "metrics()['spans_dropped'] and ['write_errors']"
+        } else {
+            "metrics()['spans_export_dropped'] and ['export_errors']"
+        };
+        warnings.warn_once(
+            format!("{}-{}", s.name, error.kind),
+            format!(
+                "ferrotrace {}: {}; spans that cannot be delivered are counted in {counted_as} \
+                 (this warning is shown once)",
+                s.name, error.message
+            ),
+        );
+    }
+}
+
+/// The last holder of a batch gives its records back for reuse.
+fn recycle(batch: Arc<Batch>, pool: &RecordPool) {
+    if let Ok(batch) = Arc::try_unwrap(batch) {
+        for span in batch.spans {
+            pool.recycle(span);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::TraceId;
+    use crate::sinks::DeliveryError;
+    use crate::span::SpanRecord;
+
+    /// Records what it was given; can be told to stall or fail.
+    struct Probe {
+        seen: Arc<AtomicU64>,
+        stall: Option<Duration>,
+        fail: bool,
+    }
+
+    impl Sink for Probe {
+        fn name(&self) -> &'static str {
+            "probe"
+        }
+        fn deliver(&mut self, batch: &Batch, _: &SinkControl) -> Delivery {
+            if let Some(d) = self.stall {
+                thread::sleep(d);
+            }
+            let n = batch.spans.len() as u64;
+            self.seen.fetch_add(n, Ordering::Relaxed);
+            if self.fail {
+                Delivery {
+                    delivered: 0,
+                    lost: n,
+                    error: Some(DeliveryError {
+                        kind: "test".into(),
+                        message: "refused".into(),
+                    }),
+                }
+            } else {
+                Delivery {
+                    delivered: n,
+                    ..Delivery::default()
+                }
+            }
+        }
+    }
+
+    fn batch(n: usize) -> Arc<Batch> {
+        Arc::new(Batch {
+            spans: (0..n)
+                .map(|_| triomphe::Arc::new(SpanRecord::new(TraceId(1), None, "s".into())))
+                .collect(),
+            summaries: Vec::new(),
+        })
+    }
+
+    fn start(probe: Probe, capacity: usize) -> (SinkWorker, Arc<Warnings>) {
+        let warnings = Arc::new(Warnings::default());
+        let w = SinkWorker::start(
+            Box::new(probe),
+            capacity,
+            Arc::new(RecordPool::new(16)),
+            Arc::clone(&warnings),
+        );
+        (w, warnings)
+    }
+
+    #[test]
+    fn flush_waits_for_delivery() {
+        let seen = Arc::new(AtomicU64::new(0));
+        let (w, _) = start(
+            Probe {
+                seen: Arc::clone(&seen),
+                stall: Some(Duration::from_millis(20)),
+                fail: false,
+            },
+            1000,
+        );
+        for _ in 0..5 {
+            assert!(w.offer(&batch(10)));
+        }
+        w.request_flush(1);
+        assert!(w.wait_flushed(1, Instant::now() + Duration::from_secs(10)));
+        assert_eq!(seen.load(Ordering::Relaxed), 50);
+        assert_eq!(w.counters().delivered.load(Ordering::Relaxed), 50);
+    }
+
+    #[test]
+    fn a_stalled_sink_refuses_past_capacity_and_counts() {
+        let seen = Arc::new(AtomicU64::new(0));
+        let (w, _) = start(
+            Probe {
+                seen,
+                stall: Some(Duration::from_millis(300)),
+                fail: false,
+            },
+            25,
+        );
+        let queued = (0..6).filter(|_| w.offer(&batch(10))).count();
+        assert!(queued < 6, "capacity 25 cannot take 60 spans");
+        assert_eq!(
+            w.counters().dropped_queue_full.load(Ordering::Relaxed),
+            (6 - queued as u64) * 10
+        );
+    }
+
+    #[test]
+    fn failures_are_counted_and_warned_once() {
+        let (w, warnings) = start(
+            Probe {
+                seen: Arc::new(AtomicU64::new(0)),
+                stall: None,
+                fail: true,
+            },
+            1000,
+        );
+        for _ in 0..3 {
+            w.offer(&batch(2));
+        }
+        w.request_flush(1);
+        assert!(w.wait_flushed(1, Instant::now() + Duration::from_secs(10)));
+        assert_eq!(w.counters().lost.load(Ordering::Relaxed), 6);
+        assert_eq!(w.counters().errors.load(Ordering::Relaxed), 3);
+        assert_eq!(warnings.take().len(), 1);
+    }
+
+    #[test]
+    fn shutdown_past_its_deadline_drops_what_is_left_and_stops() {
+        let seen = Arc::new(AtomicU64::new(0));
+        let (w, _) = start(
+            Probe {
+                seen,
+                stall: Some(Duration::from_millis(200)),
+                fail: false,
+            },
+            1000,
+        );
+        for _ in 0..10 {
+            w.offer(&batch(1));
+        }
+        let deadline = Instant::now() + Duration::from_millis(100);
+        w.begin_shutdown(deadline);
+        assert!(w.wait_stopped(Instant::now() + Duration::from_secs(10)));
+        let c = w.counters();
+        let delivered = c.delivered.load(Ordering::Relaxed);
+        let dropped = c.dropped_at_shutdown.load(Ordering::Relaxed);
+        assert_eq!(delivered + dropped, 10);
+        assert!(dropped >= 8, "delivered {delivered}, dropped {dropped}");
+        assert!(!w.offer(&batch(1)));
+    }
+}
