@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test demo bench lint clean docs
 
 $(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -45,3 +45,7 @@ lint: install
 
 clean:
 	rm -rf $(VENV) target
+
+# The README's option table, regenerated from the option list in src/options.rs.
+docs: install
+	$(PY) -c "import re, pathlib; from ferrotrace import _core; p = pathlib.Path('README.md'); s = p.read_text(); table = _core._options_markdown(); p.write_text(re.sub(r'(<!-- options:[^\n]*-->\n).*?(<!-- /options -->)', lambda m: m.group(1) + table + m.group(2), s, flags=re.S))"

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::attributes::Limits;
 use crate::live::LiveLimits;
+use crate::propagation::Propagator;
 use crate::sampling::TailRules;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -13,6 +14,8 @@ pub struct Config {
     pub service_name: String,
     /// None disables files; spans are still counted and analysed.
     pub output_dir: Option<PathBuf>,
+    /// Header formats of `inject`/`extract` and the integrations.
+    pub propagators: Vec<Propagator>,
     /// Where kept spans go (the files are `Jsonl`, when `output_dir` is set).
     pub exporters: Vec<Exporter>,
     pub buffer_size: usize,
@@ -43,6 +46,7 @@ impl Default for Config {
         Config {
             service_name: DEFAULT_SERVICE.to_string(),
             output_dir: Some(PathBuf::from("traces")),
+            propagators: crate::propagation::DEFAULT.to_vec(),
             exporters: vec![Exporter::Jsonl],
             buffer_size: DEFAULT_BUFFER_SIZE,
             flush_interval_ms: 500,

@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 
 use crate::config::{Config, ConfigError, Env, Exporter, OtlpCompression, OtlpProtocol};
+use crate::propagation::Propagator;
 
 /// A resolved or given option value.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,9 +48,12 @@ pub enum Kind {
     },
     Bool,
     /// Names from `allowed` (a list, or comma-separated in the environment;
-    /// `none` alone means the empty list).
+    /// `none` alone means the empty list). With `skip_unknown_in_env`,
+    /// unknown names in the environment are skipped with a warning (as
+    /// OpenTelemetry does for propagators); otherwise the value is ignored.
     Names {
         allowed: &'static [&'static str],
+        skip_unknown_in_env: bool,
     },
     /// One name from `allowed`.
     Choice {
@@ -90,6 +94,7 @@ impl OptionSpec {
     }
 }
 
+const PROPAGATORS: &[&str] = &["tracecontext", "b3", "b3multi", "xtrace"];
 const EXPORTERS: &[&str] = &["jsonl", "otlp", "zipkin", "console"];
 const PROTOCOLS: &[&str] = &["http/protobuf", "http/json"];
 const COMPRESSIONS: &[&str] = &["gzip", "none"];
@@ -124,7 +129,10 @@ pub static OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         name: "exporters",
         env: &[env("FERROTRACE_EXPORTERS"), env("OTEL_TRACES_EXPORTER")],
-        kind: Kind::Names { allowed: EXPORTERS },
+        kind: Kind::Names {
+            allowed: EXPORTERS,
+            skip_unknown_in_env: false,
+        },
         default: "jsonl",
         doc: "Where kept spans go: any of jsonl, otlp, zipkin, console (`none` for nowhere).",
         apply: |c, v| {
@@ -135,6 +143,25 @@ pub static OPTIONS: &[OptionSpec] = &[
                 .collect()
         },
         read: |c| Value::List(c.exporters.iter().map(|e| e.name().to_string()).collect()),
+    },
+    OptionSpec {
+        name: "propagators",
+        env: &[env("FERROTRACE_PROPAGATORS"), env("OTEL_PROPAGATORS")],
+        kind: Kind::Names {
+            allowed: PROPAGATORS,
+            skip_unknown_in_env: true,
+        },
+        default: "tracecontext",
+        doc: "Header formats of `inject`/`extract` and the integrations: tracecontext, b3, \
+              b3multi, xtrace (`none` for none).",
+        apply: |c, v| {
+            c.propagators = v
+                .names()
+                .iter()
+                .filter_map(|n| Propagator::parse(n).ok())
+                .collect()
+        },
+        read: |c| Value::List(c.propagators.iter().map(|p| p.name().to_string()).collect()),
     },
     OptionSpec {
         name: "buffer_size",
@@ -448,7 +475,7 @@ pub fn check_given(spec: &OptionSpec, value: Value) -> Result<Value, ConfigError
             Value::Float(f)
         }
         (Kind::Bool, Value::Bool(b)) => Value::Bool(b),
-        (Kind::Names { allowed }, Value::List(names)) => {
+        (Kind::Names { allowed, .. }, Value::List(names)) => {
             let names = normalise_names(names);
             if let Some(unknown) = names.iter().find(|n| !allowed.contains(&n.as_str())) {
                 return Err(bad(&format!(
@@ -555,14 +582,16 @@ fn parse_env(spec: &OptionSpec, raw: &str, rule: EnvRule) -> Result<Value, Strin
             "0" | "false" | "no" | "off" => Ok(Value::Bool(false)),
             _ => Err("expected true or false".into()),
         },
-        Kind::Names { allowed } => {
+        Kind::Names {
+            allowed,
+            skip_unknown_in_env,
+        } => {
             let names = normalise_names(t.split(',').map(str::to_string).collect());
-            let unknown: Vec<&String> = names
-                .iter()
-                .filter(|n| !allowed.contains(&n.as_str()))
-                .collect();
-            if unknown.is_empty() {
-                Ok(Value::List(names))
+            let (known, unknown): (Vec<String>, Vec<String>) = names
+                .into_iter()
+                .partition(|n| allowed.contains(&n.as_str()));
+            if unknown.is_empty() || skip_unknown_in_env {
+                Ok(Value::List(known))
             } else {
                 Err(format!(
                     "unknown name(s) {unknown:?}; known: {}, none",
@@ -680,6 +709,31 @@ pub fn resolve(
 fn from_env(spec: &OptionSpec, env: &dyn Env, warnings: &mut Vec<String>) -> Option<Value> {
     for &(key, rule) in spec.env {
         if let Some(raw) = env.var(key) {
+            if let Kind::Names {
+                allowed,
+                skip_unknown_in_env: true,
+            } = spec.kind
+            {
+                let unknown: Vec<&str> = raw
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| {
+                        let n = n.to_ascii_lowercase();
+                        // W3C baggage is not a trace format: skipped quietly.
+                        !n.is_empty()
+                            && n != "none"
+                            && n != "baggage"
+                            && !allowed.contains(&n.as_str())
+                    })
+                    .collect();
+                if !unknown.is_empty() {
+                    warnings.push(format!(
+                        "{key}: ignoring unknown name(s) {}; known: {}, none",
+                        unknown.join(", "),
+                        allowed.join(", ")
+                    ));
+                }
+            }
             return match parse_env(spec, &raw, rule) {
                 Ok(v) => Some(v),
                 Err(why) => {

@@ -354,11 +354,11 @@ fn names_type_error(obj: &Bound<'_, PyAny>) -> PyErr {
     ))
 }
 
-/// The global tracer's formats if it was given `propagators=`, else the
-/// environment's
-/// (FERROTRACE_PROPAGATORS, then OTEL_PROPAGATORS), else `tracecontext`.
+/// The global tracer's formats (resolved when it was made), else, before
+/// any tracer exists, the environment's (FERROTRACE_PROPAGATORS, then
+/// OTEL_PROPAGATORS), else `tracecontext`.
 pub fn default_propagators(py: Python<'_>) -> Vec<Propagator> {
-    match global::existing(py).and_then(|t| t.get().core.propagators.clone()) {
+    match global::existing(py).map(|t| t.get().core.propagators.clone()) {
         Some(list) => list,
         None => env_propagators(py),
     }

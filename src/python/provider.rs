@@ -34,21 +34,18 @@ pub struct TracerCore {
     /// The service name as a Python str, made once (read by `span.service`).
     pub service: Py<PyString>,
     sampler: Sampler,
-    /// Header formats for `ft.inject`/`ft.extract` when this is the global
-    /// tracer, if given as `propagators=`; otherwise the environment decides.
-    pub propagators: Option<Vec<Propagator>>,
+    /// Header formats of `ft.inject`/`ft.extract` when this is the global
+    /// tracer, and of the integrations given this tracer (resolved once).
+    pub propagators: Vec<Propagator>,
     /// `OTEL_SDK_DISABLED=true`: spans are counted, nothing is recorded.
     disabled: bool,
 }
 
 impl TracerCore {
-    pub fn new(
-        py: Python<'_>,
-        collector: Arc<Collector>,
-        propagators: Option<Vec<Propagator>>,
-    ) -> Self {
+    pub fn new(py: Python<'_>, collector: Arc<Collector>) -> Self {
         let config: &Config = &collector.config;
         TracerCore {
+            propagators: config.propagators.clone(),
             service: PyString::new(py, &config.service_name).unbind(),
             sampler: Sampler::new(
                 config.sample_rate,
@@ -56,7 +53,6 @@ impl TracerCore {
                 config.parent_based,
             ),
             disabled: config.disabled,
-            propagators,
             collector,
         }
     }

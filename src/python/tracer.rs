@@ -18,7 +18,6 @@ use super::convert;
 use super::fork;
 use super::logging;
 use super::options as option_args;
-use super::propagation;
 use super::provider::{self, Parent, TracerCore};
 use super::span::{parse_kind, SpanPy};
 use super::values;
@@ -67,11 +66,10 @@ impl TracerPy {
     /// `Tracer(service_name=None, output_dir=..., **options)`: every option
     /// is declared in the option table (README, "Configuration").
     #[new]
-    #[pyo3(signature = (*args, propagators=None, **options))]
+    #[pyo3(signature = (*args, **options))]
     fn py_new(
         py: Python<'_>,
         args: &Bound<'_, PyTuple>,
-        propagators: Option<&Bound<'_, PyAny>>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         if args.len() > 2 {
@@ -100,10 +98,6 @@ impl TracerPy {
         }
         let given: Vec<(&str, Bound<'_, PyAny>)> =
             given.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
-        let propagators = match propagators.filter(|p| !p.is_none()) {
-            Some(names) => Some(propagation::resolve_propagators(py, Some(names))?),
-            None => None,
-        };
         let (config, warnings) = option_args::resolve(py, &given)?;
         for w in &warnings {
             logging::warning(py, w);
@@ -111,7 +105,7 @@ impl TracerPy {
         let collector = Collector::new(config);
         fork::register(&collector);
         Ok(TracerPy {
-            core: Arc::new(TracerCore::new(py, collector, propagators)),
+            core: Arc::new(TracerCore::new(py, collector)),
         })
     }
 
@@ -147,16 +141,8 @@ impl TracerPy {
     /// The header formats `ft.inject`/`ft.extract` use with this tracer
     /// global ("tracecontext", "b3", "b3multi", "xtrace").
     #[getter]
-    fn propagators(&self, py: Python<'_>) -> Vec<&'static str> {
-        let env;
-        let list = match &self.core.propagators {
-            Some(list) => list,
-            None => {
-                env = propagation::env_propagators(py);
-                &env
-            }
-        };
-        list.iter().map(|p| p.name()).collect()
+    fn propagators(&self) -> Vec<&'static str> {
+        self.core.propagators.iter().map(|p| p.name()).collect()
     }
 
     #[getter]
@@ -177,7 +163,6 @@ impl TracerPy {
         for spec in options::OPTIONS {
             d.set_item(spec.name, option_args::to_py(py, spec.read(c))?)?;
         }
-        d.set_item("propagators", self.propagators(py))?;
         Ok(d)
     }
 
