@@ -17,14 +17,17 @@ pub fn monotonic_ns() -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC exists on
+    // every POSIX system this builds for (Linux, macOS, the BSDs).
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Monotonic nanoseconds from the coarse clock: resolution of a scheduler
 /// tick (1-4 ms) but no hardware counter read. For spans that record
-/// nothing, whose timing is informational only.
+/// nothing, whose timing is informational only. Linux only: elsewhere the
+/// precise clock stands in.
+#[cfg(target_os = "linux")]
 #[inline]
 pub fn monotonic_coarse_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -34,6 +37,12 @@ pub fn monotonic_coarse_ns() -> u64 {
     // SAFETY: `ts` is a valid, writable timespec; the clock exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(not(target_os = "linux"))]
+#[inline]
+pub fn monotonic_coarse_ns() -> u64 {
+    monotonic_ns()
 }
 
 /// Wall-clock nanoseconds since the Unix epoch.

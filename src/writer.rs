@@ -131,6 +131,7 @@ impl RotatingFile {
 /// back soon, so caching them only costs memory; and on virtual machines
 /// that hand freed memory back to the host, appending into ever-new page
 /// cache pages was measured 3-5x slower than recycling them this way.
+#[cfg(target_os = "linux")]
 fn release_page_cache(file: &File) {
     use std::os::fd::AsRawFd;
     // SAFETY: a valid open descriptor; the call only advises the kernel.
@@ -138,6 +139,10 @@ fn release_page_cache(file: &File) {
         libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
     }
 }
+
+/// Elsewhere the page cache is left to the kernel.
+#[cfg(not(target_os = "linux"))]
+fn release_page_cache(_: &File) {}
 
 /// Keeps letters, digits, `.`, `_` and `-`; anything else becomes `_`.
 pub fn filename_safe(name: &str) -> String {
