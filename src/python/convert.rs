@@ -251,3 +251,15 @@ pub fn for_each_item(
     }
     Ok(())
 }
+
+/// A str as is, or an enum member's `name` (OpenTelemetry's `SpanKind.SERVER`,
+/// `StatusCode.ERROR`); None for anything else.
+pub fn name_or_str(obj: &Bound<'_, PyAny>) -> Option<CompactString> {
+    match obj.cast::<PyString>() {
+        Ok(s) => Some(text(s)),
+        Err(_) => obj
+            .getattr(pyo3::intern!(obj.py(), "name"))
+            .ok()
+            .and_then(|n| n.cast::<PyString>().ok().map(text)),
+    }
+}

@@ -643,21 +643,11 @@ impl SpanPy {
             }
         }
         // Strings, and enums like OpenTelemetry's StatusCode (by name).
-        let text = match status.cast::<PyString>() {
-            Ok(s) => convert::text(s),
-            Err(_) => match status
-                .getattr("name")
-                .ok()
-                .and_then(|n| n.cast::<PyString>().ok().map(convert::text))
-            {
-                Some(name) => name,
-                None => {
-                    return Err(PyTypeError::new_err(format!(
-                    "set_status() takes an int status code or \"ok\"/\"error\"/\"unset\", not {}",
-                    convert::display(&status.get_type().into_any())
-                )))
-                }
-            },
+        let Some(text) = convert::name_or_str(status) else {
+            return Err(PyTypeError::new_err(format!(
+                "set_status() takes an int status code or \"ok\"/\"error\"/\"unset\", not {}",
+                convert::display(&status.get_type().into_any())
+            )));
         };
         let parsed = match text.to_ascii_lowercase().as_str() {
             "ok" => Status::Ok,
@@ -782,21 +772,11 @@ pub fn parse_kind(kind: Option<&Bound<'_, PyAny>>) -> PyResult<SpanKind> {
     let Some(kind) = kind.filter(|k| !k.is_none()) else {
         return Ok(SpanKind::Internal);
     };
-    let text = match kind.cast::<PyString>() {
-        Ok(s) => convert::text(s),
-        // Enums such as OpenTelemetry's SpanKind.SERVER, by name.
-        Err(_) => match kind
-            .getattr("name")
-            .ok()
-            .and_then(|n| n.cast::<PyString>().ok().map(convert::text))
-        {
-            Some(name) => name,
-            None => {
-                return Err(PyTypeError::new_err(
-                    "span kind must be a str: internal, server, client, producer or consumer",
-                ))
-            }
-        },
+    // Strings, and enums such as OpenTelemetry's SpanKind.SERVER (by name).
+    let Some(text) = convert::name_or_str(kind) else {
+        return Err(PyTypeError::new_err(
+            "span kind must be a str: internal, server, client, producer or consumer",
+        ));
     };
     SpanKind::parse(&text).ok_or_else(|| {
         PyValueError::new_err(format!(
