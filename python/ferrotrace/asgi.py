@@ -7,12 +7,17 @@
 Each request gets a server span named ``METHOD route-template`` (``GET
 /items/{item_id}``, from the route the framework matched; just ``METHOD``
 when none matched), continuing the caller's trace when the request carries
-trace context headers. It carries the OpenTelemetry HTTP semantic-convention
-attributes, fails on 5xx and on exceptions (recorded, then re-raised
-unchanged), and ends when the last body chunk is sent, so streaming
-responses are timed in full. The trace id is returned in a response header
-(``x-trace-id`` by default). Websocket and lifespan traffic passes through
-untouched.
+trace context headers in a format of the tracer the span is recorded into:
+its ``propagators=``, else ``FERROTRACE_PROPAGATORS``/``OTEL_PROPAGATORS``,
+else W3C ``traceparent``. The formats are resolved when the middleware is
+built, never per request; without ``tracer=`` the middleware follows the
+global tracer and resolves them again only when ``ft.configure`` replaces it.
+
+The span carries the OpenTelemetry HTTP semantic-convention attributes,
+fails on 5xx and on exceptions (recorded, then re-raised unchanged), and
+ends when the last body chunk is sent, so streaming responses are timed in
+full. The trace id is returned in a response header (``x-trace-id`` by
+default). Websocket and lifespan traffic passes through untouched.
 """
 
 from __future__ import annotations
@@ -21,7 +26,13 @@ from collections.abc import Awaitable, Iterable, MutableMapping
 from typing import Any, Callable
 
 import ferrotrace as ft
-from ferrotrace._core import _finish_server_span, _server_response_start, _start_server_span
+from ferrotrace._core import (
+    _finish_server_span,
+    _global_tracer,
+    _HeaderFormats,
+    _server_response_start,
+    _start_server_span,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -42,6 +53,10 @@ class TracingMiddleware:
     ) -> None:
         self.app = app
         self.tracer = tracer
+        # The tracer the header formats were resolved for: `tracer`, else the
+        # global tracer as it is now (None: not created yet).
+        self._formats_source = tracer if tracer is not None else _global_tracer()
+        self._formats = _HeaderFormats(self._formats_source)
         self.exclude_paths = frozenset(exclude_paths)
         self.response_header = (
             response_header.lower().encode("latin-1") if response_header else None
@@ -51,11 +66,17 @@ class TracingMiddleware:
         if scope.get("type") != "http" or scope.get("path") in self.exclude_paths:
             await self.app(scope, receive, send)
             return
-        tracer = self.tracer if self.tracer is not None else ft.get_tracer()
+        tracer = self.tracer
+        if tracer is None:
+            tracer = ft.get_tracer()
+            if tracer is not self._formats_source:
+                # Configured (or created) since: its formats from now on.
+                self._formats_source = tracer
+                self._formats = _HeaderFormats(tracer)
         # The per-request work is three Rust calls: start (scope attributes,
         # incoming trace context), response start (status, trace id header),
         # finish (route template and span name).
-        span = _start_server_span(tracer, scope)
+        span = _start_server_span(tracer, scope, self._formats)
         header = self.response_header
         responded = []
 

@@ -13,7 +13,7 @@ use crate::propagation as propagation_core;
 use crate::span::SpanKind;
 
 use super::convert;
-use super::propagation;
+use super::propagation::HeaderFormatsPy;
 use super::span::{SpanContextPy, SpanPy};
 use super::tracer::TracerPy;
 
@@ -48,11 +48,13 @@ fn address(
     Ok(host.map(|h| (h, port)))
 }
 
-/// Starts (does not enter) the server span of an HTTP request.
+/// Starts (does not enter) the server span of an HTTP request, continuing
+/// the trace the request's headers carry in one of `formats`.
 #[pyfunction]
 pub fn _start_server_span<'py>(
     tracer: &Bound<'py, TracerPy>,
     scope: &Bound<'py, PyDict>,
+    formats: &Bound<'py, HeaderFormatsPy>,
 ) -> PyResult<Bound<'py, SpanPy>> {
     let py = tracer.py();
     let method = match scope.get_item(intern!(py, "method"))? {
@@ -90,8 +92,8 @@ pub fn _start_server_span<'py>(
         put("network.protocol.version", AttrValue::Str(version));
     }
     // One pass over the headers: host, user agent, and whatever the
-    // configured propagators read (ASGI header names are lower-case bytes).
-    let propagators = propagation::default_propagators(py);
+    // middleware's formats read (ASGI header names are lower-case bytes).
+    let propagators = formats.get().propagators.as_slice();
     let mut trace_headers: Vec<(&'static str, String)> = Vec::new();
     let mut host = None;
     if let Some(headers) = scope.get_item(intern!(py, "headers"))? {
@@ -166,7 +168,7 @@ pub fn _start_server_span<'py>(
     let parent = if trace_headers.is_empty() {
         None
     } else {
-        let found = propagation_core::extract_first(&propagators, |name| {
+        let found = propagation_core::extract_first(propagators, |name| {
             trace_headers
                 .iter()
                 .filter(|(field, _)| *field == name)

@@ -41,6 +41,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span::SpanContextPy>()?;
     m.add_class::<traced::TracedCallPy>()?;
     m.add_class::<analysis::AnalysisPy>()?;
+    m.add_class::<propagation::HeaderFormatsPy>()?;
     m.add_function(wrap_pyfunction!(analysis::analyze, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::operation_stats, m)?)?;
     m.add_function(wrap_pyfunction!(asgi::_start_server_span, m)?)?;

@@ -362,6 +362,41 @@ pub fn default_propagators(py: Python<'_>) -> Vec<Propagator> {
     }
 }
 
+/// The formats a server continues incoming traces from, resolved once from
+/// a tracer so that per-request extraction neither re-reads the environment
+/// nor falls back to another tracer's formats. `TracingMiddleware` keeps one.
+#[pyclass(name = "_HeaderFormats", module = "ferrotrace._core", frozen)]
+pub struct HeaderFormatsPy {
+    pub propagators: Vec<Propagator>,
+}
+
+#[pymethods]
+impl HeaderFormatsPy {
+    /// `tracer`'s `propagators=`, else the environment's formats; with no
+    /// tracer, the global tracer's (see [`default_propagators`]).
+    #[new]
+    #[pyo3(signature = (tracer=None))]
+    fn new(py: Python<'_>, tracer: Option<&Bound<'_, tracer::TracerPy>>) -> Self {
+        let propagators = match tracer {
+            Some(t) => match &t.get().propagators {
+                Some(list) => list.clone(),
+                None => env_propagators(py),
+            },
+            None => default_propagators(py),
+        };
+        HeaderFormatsPy { propagators }
+    }
+
+    #[getter]
+    fn names(&self) -> Vec<&'static str> {
+        self.propagators.iter().map(|p| p.name()).collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("_HeaderFormats({:?})", self.names())
+    }
+}
+
 static LAST_ENV_WARNING: parking_lot::Mutex<Option<String>> = parking_lot::Mutex::new(None);
 
 /// The formats named by FERROTRACE_PROPAGATORS, else OTEL_PROPAGATORS,
