@@ -11,26 +11,34 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import ferrotrace as ft
-import pytest
+# The tracer (and OpenTelemetry, which some tests use alongside it) reads its
+# defaults from FERROTRACE_* and OTEL_* variables, possibly as soon as it is
+# imported. Whatever the developer's shell exports (a sampler, a propagator, an
+# exporter, ...) must not change what the tests see, so every such variable is
+# removed here, before anything below imports ferrotrace or opentelemetry.
+# Subprocesses inherit this cleaned environment; tests that want a variable set
+# it themselves (monkeypatch.setenv, clean_env(NAME=...)).
+TRACER_ENV_PREFIXES = ("FERROTRACE_", "OTEL_")
+
+
+def is_tracer_variable(name: str) -> bool:
+    return name.startswith(TRACER_ENV_PREFIXES)
+
+
+if "ferrotrace" in sys.modules or "opentelemetry" in sys.modules:
+    raise RuntimeError(
+        "ferrotrace or opentelemetry was imported before tests/conftest.py could clear the "
+        "FERROTRACE_*/OTEL_* environment variables; a pytest plugin must not import them"
+    )
+for _name in [n for n in os.environ if is_tracer_variable(n)]:
+    del os.environ[_name]
+
+import ferrotrace as ft  # noqa: E402  (only after the environment is clean)
+import pytest  # noqa: E402
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 HEX16 = re.compile(r"[0-9a-f]{16}")
 KINDS = {"internal", "server", "client", "producer", "consumer"}
-
-ENV_VARS = (
-    "FERROTRACE_SERVICE_NAME",
-    "OTEL_SERVICE_NAME",
-    "FERROTRACE_OUTPUT_DIR",
-    "FERROTRACE_BUFFER_SIZE",
-    "FERROTRACE_FLUSH_INTERVAL_MS",
-    "FERROTRACE_SAMPLE_RATE",
-    "FERROTRACE_MAX_ATTRIBUTES",
-    "FERROTRACE_MAX_ATTRIBUTE_LENGTH",
-    "FERROTRACE_MAX_EVENTS",
-    "FERROTRACE_MAX_FILE_SIZE_MB",
-    "FERROTRACE_EXIT_TIMEOUT",
-)
 
 
 # --------------------------------------------------------------------------
@@ -209,7 +217,8 @@ def flushed_spans(tracer: ft.Tracer, directory: Path | str) -> list[dict[str, An
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
+    """This process's environment without any FERROTRACE_*/OTEL_* variable, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not is_tracer_variable(k)}
     env.update(extra)
     return env
 
@@ -239,10 +248,9 @@ def run_python(
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory):
-    """No ferrotrace/OTel variables from the outside; stray tracers write to a temp dir."""
+    """Stray tracers (the global one, subprocesses') write to a temp dir. The
+    outside FERROTRACE_*/OTEL_* variables are already gone (see the top of this file)."""
     mp = pytest.MonkeyPatch()
-    for name in ENV_VARS:
-        mp.delenv(name, raising=False)
     mp.setenv("FERROTRACE_OUTPUT_DIR", str(tmp_path_factory.mktemp("stray-traces")))
     yield
     mp.undo()

@@ -381,6 +381,41 @@ def test_plain_tables_when_rich_is_missing(traces: Path, monkeypatch: pytest.Mon
     assert cli._rich_console(Terminal()) is None
     assert cli._rich_console(io.StringIO()) is None
 
+    # On a terminal without rich: the same plain, aligned tables as in a pipe.
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    assert cli.main(["stats", str(traces)]) == 0
+    table = terminal.getvalue()
+    assert table == ok("stats", str(traces))
+    header, *rows = table.splitlines()
+    assert header.split() == [
+        "SERVICE",
+        "OPERATION",
+        "COUNT",
+        "ERRORS",
+        "ERR%",
+        "P50",
+        "P95",
+        "P99",
+        "TOTAL",
+    ]
+    assert len(rows) == 8
+    db = next(r for r in rows if "db.insert" in r)
+    assert db.split()[:5] == ["orders", "db.insert", "20", "20", "100.0%"]
+    # Numbers are right-aligned under their titles: COUNT ends where each count ends.
+    count_end = header.index("COUNT") + len("COUNT")
+    assert all(row[count_end - 1].isdigit() and row[count_end] == " " for row in rows)
+    assert not any(c in table for c in "─━│┃")  # no box drawing
+
+    terminal.seek(0)
+    terminal.truncate()
+    assert cli.main(["errors", str(traces)]) == 0
+    errors = terminal.getvalue()
+    assert errors == ok("errors", str(traces))
+    header, *rows = errors.splitlines()
+    assert header.split()[:4] == ["COUNT", "SERVICE", "OPERATION", "ERROR"]
+    assert any("query <num> timed out" in row for row in rows)
+
 
 def test_progress_bar_only_for_large_inputs(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -91,6 +91,76 @@ def test_incoming_trace_context_is_continued(app_tracer, tmp_path):
     assert server["remote_parent"] is True
 
 
+# Which header formats the middleware reads: those of the tracer it records
+# into, resolved when it is built.
+
+B3 = {"b3": f"{TRACE}-{PARENT}-1"}
+W3C = {"traceparent": f"00-{TRACE}-{PARENT}-01"}
+
+
+async def plain_asgi_app(scope, receive, send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def server_parents(middleware: TracingMiddleware, tracer: ft.Tracer, directory, *requests):
+    """(trace_id, parent_id) of the server span of each request, sent with those headers."""
+    client = TestClient(middleware)
+    for headers in requests:
+        assert client.get("/", headers=headers).status_code == 200
+    spans = flushed_spans(tracer, directory)
+    assert len(spans) == len(requests)
+    by_start = sorted(spans, key=lambda s: s["start_ns"])
+    return [(s["trace_id"], s["parent_id"]) for s in by_start]
+
+
+def test_middleware_continues_b3_with_the_formats_of_its_tracer(
+    make_tracer, tmp_path, global_tracer
+):
+    b3_tracer = make_tracer(tmp_path / "b3", service_name="web", propagators=["b3"])
+    middleware = TracingMiddleware(plain_asgi_app, tracer=b3_tracer)
+    # The global tracer reads traceparent; the middleware's tracer only b3.
+    b3_request, w3c_request = server_parents(middleware, b3_tracer, tmp_path / "b3", B3, W3C)
+    assert b3_request == (TRACE, PARENT)
+    assert w3c_request[0] != TRACE and w3c_request[1] is None
+
+
+def test_middleware_defaults_to_tracecontext(app_tracer, tmp_path):
+    middleware = TracingMiddleware(plain_asgi_app, tracer=app_tracer)
+    w3c_request, b3_request = server_parents(middleware, app_tracer, tmp_path, W3C, B3)
+    assert w3c_request == (TRACE, PARENT)
+    assert b3_request[0] != TRACE and b3_request[1] is None
+
+
+@pytest.mark.parametrize("given", ["tracer", "global"])
+def test_middleware_ignores_environment_changes_after_construction(
+    given, app_tracer, tmp_path, global_tracer, global_dir, monkeypatch
+):
+    monkeypatch.setenv("OTEL_PROPAGATORS", "b3")
+    if given == "tracer":
+        middleware = TracingMiddleware(plain_asgi_app, tracer=app_tracer)
+        tracer, directory = app_tracer, tmp_path
+    else:  # the global tracer, given no propagators=: the environment decides
+        middleware = TracingMiddleware(plain_asgi_app)
+        tracer, directory = global_tracer, global_dir
+    monkeypatch.setenv("OTEL_PROPAGATORS", "tracecontext")
+    b3_request, w3c_request = server_parents(middleware, tracer, directory, B3, W3C)
+    assert b3_request == (TRACE, PARENT)
+    assert w3c_request[0] != TRACE and w3c_request[1] is None
+
+
+def test_middleware_without_a_tracer_follows_a_reconfigured_global_tracer(global_tracer, tmp_path):
+    middleware = TracingMiddleware(plain_asgi_app)
+    directory = tmp_path / "b3-global"
+    b3_global = ft.configure(service_name="b3-global", output_dir=directory, propagators=["b3"])
+    try:
+        b3_request, w3c_request = server_parents(middleware, b3_global, directory, B3, W3C)
+    finally:
+        b3_global.shutdown(timeout=10.0)
+    assert b3_request == (TRACE, PARENT)
+    assert w3c_request[0] != TRACE and w3c_request[1] is None
+
+
 def test_junk_trace_headers_start_a_new_trace(app_tracer, tmp_path):
     client = TestClient(make_app(app_tracer))
     client.get("/items/1", headers={"traceparent": "00-zz-garbage" + "x" * 10_000})

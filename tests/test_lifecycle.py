@@ -80,9 +80,18 @@ def test_spans_after_shutdown_are_counted_not_raised(make_tracer, tmp_path):
 
 
 def test_flush_after_shutdown_does_not_hang(make_tracer, tmp_path):
-    t = make_tracer(tmp_path / "x")
-    t.shutdown()
-    assert isinstance(t.flush(timeout=2), bool)
+    d = tmp_path / "x"
+    t = make_tracer(d, flush_interval_ms=60000)
+    for _ in range(10):
+        with t.start_span("s"):
+            pass
+    assert t.shutdown(timeout=10) is True
+    # Shutdown wrote everything, so flush has nothing to wait for: True at
+    # once. Waiting on the stopped writer instead would time out and say False.
+    assert t.flush(timeout=2) is True
+    assert t.flush(timeout=0) is True
+    assert len(read_spans(d)) == 10
+    assert t.metrics()["spans_written"] == 10
 
 
 def test_dropped_tracer_still_writes_its_spans(tmp_path):

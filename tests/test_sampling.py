@@ -35,6 +35,27 @@ def test_errors_on_unsampled_spans_still_count(make_tracer, tmp_path):
     assert tracer.metrics()["errors"] == 1
 
 
+@pytest.mark.parametrize("status", ["error", 503])
+def test_set_status_on_unsampled_spans_is_kept_and_counted_as_when_sampled(
+    make_tracer, tmp_path, status
+):
+    seen = {}
+    for rate in (1.0, 0.0):
+        tracer = make_tracer(tmp_path / f"rate-{rate}", sample_rate=rate)
+        spans = []
+        with tracer.start_span("root") as root:
+            spans.append(root)
+            for _ in range(2):
+                with tracer.start_span("child") as child:
+                    spans.append(child)
+                    child.set_status(status)
+            root.set_status(status)
+        assert tracer.flush(timeout=10.0) is True
+        seen[rate] = ([s.status for s in spans], tracer.metrics()["errors"])
+    assert seen[1.0] == (["error", "error", "error"], 3)
+    assert seen[0.0] == seen[1.0]
+
+
 def test_ratio_is_decided_per_trace_and_deterministic(make_tracer, tmp_path):
     a = make_tracer(tmp_path / "a", sample_rate=0.5)
     b = make_tracer(tmp_path / "b", sample_rate=0.5)

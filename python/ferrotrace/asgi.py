@@ -7,12 +7,16 @@
 Each request gets a server span named ``METHOD route-template`` (``GET
 /items/{item_id}``, from the route the framework matched; just ``METHOD``
 when none matched), continuing the caller's trace when the request carries
-trace context headers. It carries the OpenTelemetry HTTP semantic-convention
-attributes, fails on 5xx and on exceptions (recorded, then re-raised
-unchanged), and ends when the last body chunk is sent, so streaming
-responses are timed in full. The trace id is returned in a response header
-(``x-trace-id`` by default). Websocket and lifespan traffic passes through
-untouched.
+trace context headers in a format of the tracer the span is recorded into:
+its ``propagators=``, else ``FERROTRACE_PROPAGATORS``/``OTEL_PROPAGATORS``,
+else W3C ``traceparent``, resolved once when that tracer was made (never per
+request). Without ``tracer=`` the middleware follows the global tracer.
+
+The span carries the OpenTelemetry HTTP semantic-convention attributes,
+fails on 5xx and on exceptions (recorded, then re-raised unchanged), and
+ends when the last body chunk is sent, so streaming responses are timed in
+full. The trace id is returned in a response header (``x-trace-id`` by
+default). Websocket and lifespan traffic passes through untouched.
 """
 
 from __future__ import annotations

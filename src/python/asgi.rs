@@ -13,7 +13,6 @@ use crate::propagation as propagation_core;
 use crate::span::SpanKind;
 
 use super::convert;
-use super::propagation;
 use super::provider::{self, Parent, RemoteParent};
 use super::span::SpanPy;
 use super::tracer::TracerPy;
@@ -90,9 +89,10 @@ pub fn _start_server_span<'py>(
     {
         put("network.protocol.version", AttrValue::Str(version));
     }
-    // One pass over the headers: host, user agent, and whatever the
-    // configured propagators read (ASGI header names are lower-case bytes).
-    let propagators = propagation::default_propagators(py);
+    // One pass over the headers: host, user agent, and whatever the formats
+    // of the tracer the span is recorded into read (resolved when that
+    // tracer was made; ASGI header names are lower-case bytes).
+    let propagators = tracer.get().core.propagators.as_slice();
     let mut trace_headers: Vec<(&'static str, String)> = Vec::new();
     let mut host = None;
     if let Some(headers) = scope.get_item(intern!(py, "headers"))? {
@@ -167,7 +167,7 @@ pub fn _start_server_span<'py>(
     let parent = if trace_headers.is_empty() {
         None
     } else {
-        let found = propagation_core::extract_first(&propagators, |name| {
+        let found = propagation_core::extract_first(propagators, |name| {
             trace_headers
                 .iter()
                 .filter(|(field, _)| *field == name)
