@@ -134,17 +134,25 @@ def test_middleware_defaults_to_tracecontext(app_tracer, tmp_path):
 
 @pytest.mark.parametrize("given", ["tracer", "global"])
 def test_middleware_ignores_environment_changes_after_construction(
-    given, app_tracer, tmp_path, global_tracer, global_dir, monkeypatch
+    given, make_tracer, tmp_path, monkeypatch
 ):
+    # A tracer's formats come from the environment when it is made (no
+    # propagators=), and only then: never per request.
     monkeypatch.setenv("OTEL_PROPAGATORS", "b3")
+    directory = tmp_path / given
     if given == "tracer":
-        middleware = TracingMiddleware(plain_asgi_app, tracer=app_tracer)
-        tracer, directory = app_tracer, tmp_path
-    else:  # the global tracer, given no propagators=: the environment decides
+        tracer = make_tracer(directory, service_name="web")
+        middleware = TracingMiddleware(plain_asgi_app, tracer=tracer)
+    else:
+        tracer = ft.configure(service_name="web", output_dir=directory)
         middleware = TracingMiddleware(plain_asgi_app)
-        tracer, directory = global_tracer, global_dir
-    monkeypatch.setenv("OTEL_PROPAGATORS", "tracecontext")
-    b3_request, w3c_request = server_parents(middleware, tracer, directory, B3, W3C)
+    try:
+        monkeypatch.setenv("OTEL_PROPAGATORS", "tracecontext")
+        b3_request, w3c_request = server_parents(middleware, tracer, directory, B3, W3C)
+    finally:
+        if given == "global":
+            tracer.shutdown(timeout=10.0)
+            ft.configure(service_name="idle", output_dir=None, propagators=["tracecontext"])
     assert b3_request == (TRACE, PARENT)
     assert w3c_request[0] != TRACE and w3c_request[1] is None
 

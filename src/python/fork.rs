@@ -51,15 +51,15 @@ pub fn timeout_arg(timeout: f64) -> PyResult<Duration> {
     }
 }
 
-/// Called in the forking thread right before `os.fork()`. Never holds
-/// the GIL while waiting: a thread holding one of these locks may be
-/// waiting for the GIL.
+/// Called in the forking thread right before `os.fork()`, with the GIL.
+/// It keeps the GIL while taking the locks: their holders either hold the
+/// GIL themselves (so none is inside them now) or never wait for it, and
+/// releasing the GIL here would let a thread take the GIL and then block on
+/// a lock this thread holds, while this thread waits for the GIL.
 #[pyfunction]
-pub fn _before_fork(py: Python<'_>) {
-    py.detach(|| {
-        global::lock_for_fork();
-        std::mem::forget(REGISTRY.lock());
-    });
+pub fn _before_fork() {
+    global::lock_for_fork();
+    std::mem::forget(REGISTRY.lock());
 }
 
 fn release_fork_locks() {

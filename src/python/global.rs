@@ -2,10 +2,13 @@
 //! `ft.get_tracer` (created and replaced from Python, read here on every
 //! traced call of a function decorated without a tracer).
 //!
-//! Fork: the lock is a `parking_lot::RwLock` that a thread of the parent
-//! may hold at the moment of `fork()`. `_before_fork` takes it (write) in
-//! the forking thread and both processes release it after, so the child
-//! never inherits it held (see ARCHITECTURE.md, "Fork").
+//! Every access holds the GIL and never waits for it while holding the
+//! lock, so the lock is never contended with the GIL (and the GIL must not
+//! be released while waiting for it: a reader waiting with the GIL held
+//! would deadlock with a holder waiting for the GIL). Fork: `_before_fork`
+//! takes it (write) in the forking thread and both processes release it
+//! after, so a child never inherits it held, whatever the interpreter's
+//! threading model (see ARCHITECTURE.md, "Fork").
 
 use parking_lot::RwLock;
 use pyo3::prelude::*;
@@ -31,10 +34,8 @@ pub fn existing(py: Python<'_>) -> Option<Py<TracerPy>> {
 }
 
 #[pyfunction]
-pub fn _set_global_tracer(py: Python<'_>, tracer: Option<Py<TracerPy>>) {
-    // Never wait for the lock holding the GIL: a reader may be waiting for
-    // the GIL (detached) while it holds the lock.
-    let previous = py.detach(|| std::mem::replace(&mut *GLOBAL_TRACER.write(), tracer));
+pub fn _set_global_tracer(tracer: Option<Py<TracerPy>>) {
+    let previous = std::mem::replace(&mut *GLOBAL_TRACER.write(), tracer);
     drop(previous);
 }
 
