@@ -21,12 +21,7 @@ fn text_of(value: &Bound<'_, PyAny>) -> Option<CompactString> {
     if let Ok(s) = value.cast::<PyString>() {
         return Some(convert::text(s));
     }
-    // ASGI byte strings are latin-1 (almost always plain ASCII).
-    let bytes = value.cast::<PyBytes>().ok()?.as_bytes();
-    Some(match std::str::from_utf8(bytes) {
-        Ok(ascii) if bytes.is_ascii() => CompactString::from(ascii),
-        _ => bytes.iter().map(|&c| char::from(c)).collect(),
-    })
+    Some(convert::latin1(value.cast::<PyBytes>().ok()?.as_bytes()))
 }
 
 /// `(host, port)` pairs of `scope["server"]` / `scope["client"]`.

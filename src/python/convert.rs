@@ -263,3 +263,12 @@ pub fn name_or_str(obj: &Bound<'_, PyAny>) -> Option<CompactString> {
             .and_then(|n| n.cast::<PyString>().ok().map(text)),
     }
 }
+
+/// HTTP/1 header bytes (and ASGI byte strings) as text: Latin-1, which
+/// is plain ASCII almost always.
+pub fn latin1(bytes: &[u8]) -> CompactString {
+    match std::str::from_utf8(bytes) {
+        Ok(ascii) if bytes.is_ascii() => CompactString::from(ascii),
+        _ => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
+}

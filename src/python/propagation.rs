@@ -154,7 +154,7 @@ impl<'py> Headers<'py> {
             let v = if b.len() > MAX_HEADER_VALUE_LEN {
                 Value::Invalid
             } else {
-                Value::Decoded(latin1(&b.to_vec()))
+                Value::Decoded(convert::latin1(&b.to_vec()).into())
             };
             self.push(name, v);
         } else if value.is_exact_instance_of::<PyList>() || value.is_exact_instance_of::<PyTuple>()
@@ -205,17 +205,13 @@ impl<'py> Headers<'py> {
     }
 }
 
-fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
-}
-
 fn bytes_value<'py>(bytes: &[u8], borrowed: impl FnOnce() -> Value<'py>) -> Value<'py> {
     if bytes.len() > MAX_HEADER_VALUE_LEN {
         Value::Invalid
     } else if bytes.is_ascii() {
         borrowed()
     } else {
-        Value::Decoded(latin1(bytes))
+        Value::Decoded(convert::latin1(bytes).into())
     }
 }
 
@@ -447,14 +443,7 @@ pub fn inject(
     let mut headers: Vec<(&'static str, String)> = Vec::with_capacity(4);
     let mut set = |name, value| headers.push((name, value));
     if let Ok(s) = source.cast::<SpanPy>() {
-        let s = s.get();
-        let ctx = propagation::Context {
-            trace_id: s.trace_id,
-            span_id: s.span_id,
-            sampled: s.sampled,
-            tracestate: s.tracestate.as_deref(),
-        };
-        propagation::inject_all(&propagators, ctx, &mut set);
+        propagation::inject_all(&propagators, s.get().propagated(), &mut set);
     } else if let Ok(c) = source.cast::<SpanContextPy>() {
         propagation::inject_all(&propagators, c.get().propagated(), &mut set);
     }

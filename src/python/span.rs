@@ -197,6 +197,16 @@ impl SpanPy {
         }
     }
 
+    /// This span's context as the propagation formats write it.
+    pub fn propagated(&self) -> crate::propagation::Context<'_> {
+        crate::propagation::Context {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            sampled: self.sampled,
+            tracestate: self.tracestate.as_deref(),
+        }
+    }
+
     /// Makes this span the active one (used by `with` and traced calls).
     #[inline]
     pub fn activate<'py>(slf: &Bound<'py, Self>) -> PyResult<()> {
