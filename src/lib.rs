@@ -15,6 +15,7 @@ pub mod live;
 pub mod metrics;
 pub mod pool;
 pub mod propagation;
+pub mod query;
 pub mod sampling;
 pub mod sinks;
 pub mod span;

@@ -1,7 +1,8 @@
 //! Trace analysis over finished spans, from JSONL files or from memory:
 //! trace assembly, exact latency percentiles, per-operation statistics,
 //! error groups, critical paths, the service graph and text trees. Knows
-//! nothing of Python; the binding layer wraps [`Analysis`] and friends.
+//! nothing of Python. Asking questions of a set of traces is the query
+//! layer's part (`crate::query`).
 
 mod critical_path;
 mod deps;
@@ -12,13 +13,12 @@ mod reader;
 mod record;
 mod scan;
 mod sketch;
-mod store;
 mod streaming;
-mod traces;
+pub(crate) mod traces;
 mod tree;
 
 pub use critical_path::{critical_path, PathSegment};
-pub use deps::{service_dependencies, DependencyEdge};
+pub use deps::{merge_dependencies, service_dependencies, DependencyEdge};
 pub use errors::{error_groups, fingerprint, normalize_message, ErrorGroup};
 pub use operations::{
     latency_stats, operation_stats, self_times_ms, sort_operations, OperationStats,
@@ -33,7 +33,6 @@ pub use scan::{scan_stats_fields, StatsFields};
 pub use sketch::{
     AccuracyMismatch, QuantileSketch, DEFAULT_ALPHA, DEFAULT_MAX_BUCKETS, MIN_POSITIVE,
 };
-pub use store::Analysis;
 pub use streaming::{Precision, StatsOnly};
-pub use traces::{TraceSet, TraceSummaryView, TraceView};
+pub use traces::{Trace, TraceHeadline, TraceView};
 pub use tree::{format_ms, render_tree};

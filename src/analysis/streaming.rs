@@ -310,7 +310,7 @@ mod tests {
     use super::*;
     use crate::analysis::operations::{latency_stats, operation_stats};
     use crate::analysis::traces::tests::{checkout_rows, failed, row};
-    use crate::analysis::traces::TraceSet;
+    use crate::query::TraceStore;
 
     fn many_rows() -> Vec<SpanRow> {
         let mut rows = checkout_rows();
@@ -334,7 +334,7 @@ mod tests {
         let rows = many_rows();
         let mut streamed = StatsOnly::new(Precision::Exact);
         rows.iter().for_each(|r| streamed.add(r));
-        let full = operation_stats(&TraceSet::new(rows.clone()));
+        let full = operation_stats(TraceStore::from_iter(rows.clone()).views());
         let ops = streamed.operations();
         assert_eq!(ops.len(), full.len());
         for (s, f) in ops.iter().zip(&full) {
