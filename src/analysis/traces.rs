@@ -584,10 +584,15 @@ pub(crate) mod tests {
         let headline = serde_json::to_value(health.view().headline()).unwrap();
         assert_eq!(headline["status"], "ok");
         assert!(headline.get("spans").is_none());
-        let mut keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort();
-        let mut headline_keys: Vec<&String> = headline.as_object().unwrap().keys().collect();
-        headline_keys.push(&keys[keys.iter().position(|k| *k == "spans").unwrap()]);
+        let mut headline_keys: Vec<&str> = headline
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .chain(["spans"])
+            .collect();
         headline_keys.sort();
         assert_eq!(keys, headline_keys);
     }

@@ -6,6 +6,7 @@ mod context;
 mod convert;
 mod fork;
 mod propagation;
+mod query;
 mod span;
 mod traced;
 mod tracer;

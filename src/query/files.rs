@@ -51,6 +51,7 @@ impl Analysis {
         )?;
         let mut store = TraceStore::new(Retention::UNBOUNDED);
         store.extend(parts.into_iter().flatten());
+        store.assemble(read_threads());
         Ok(Analysis { store, report })
     }
 

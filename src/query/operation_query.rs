@@ -76,7 +76,7 @@ impl OperationQuery {
         // Stable sorts: ties keep the total-time order.
         match self.order {
             OperationOrder::TotalTime => {}
-            OperationOrder::Count => ops.sort_by(|a, b| b.count.cmp(&a.count)),
+            OperationOrder::Count => ops.sort_by_key(|op| std::cmp::Reverse(op.count)),
             OperationOrder::Errors => ops.sort_by(|a, b| {
                 b.error_count
                     .cmp(&a.error_count)

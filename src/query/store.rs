@@ -153,6 +153,30 @@ impl TraceStore {
         self.traces.iter().map(Trace::view)
     }
 
+    /// Assembles every trace changed since it was last looked at, on up to
+    /// `threads` threads, so that later questions (and the thread asking
+    /// them) do not pay for it. Traces assemble on first look anyway.
+    pub fn assemble(&self, threads: usize) {
+        let (front, back) = self.traces.as_slices();
+        let per_thread = self.traces.len().div_ceil(threads.max(1)).max(1);
+        std::thread::scope(|scope| {
+            for chunk in front.chunks(per_thread).chain(back.chunks(per_thread)) {
+                let work = move || {
+                    for trace in chunk {
+                        let _ = trace.view();
+                    }
+                };
+                let spawned = std::thread::Builder::new()
+                    .name("ferrotrace-assemble".into())
+                    .spawn_scoped(scope, work);
+                if spawned.is_err() {
+                    // No thread to be had: do it here.
+                    work();
+                }
+            }
+        });
+    }
+
     /// Spans dropped at assembly because their span id was already held.
     pub fn duplicate_spans(&self) -> u64 {
         self.views().map(|t| t.duplicate_spans() as u64).sum()
@@ -480,6 +504,26 @@ mod tests {
             ]
         );
         assert!(store.span_names("nobody").is_empty());
+    }
+
+    #[test]
+    fn assembles_on_several_threads() {
+        let mut store = TraceStore::new(Retention {
+            max_traces: Some(50),
+            max_spans: None,
+        });
+        // Evictions leave the ring split in two slices.
+        for t in 1..=80u128 {
+            store.add(row(t, 2, Some(1), "child", "s", 1, 2));
+            store.add(row(t, 1, None, "root", "s", 0, 3));
+        }
+        for threads in [0, 1, 3, 64] {
+            store.assemble(threads);
+        }
+        assert!(store
+            .views()
+            .all(|t| t.operation() == "root" && t.span_count() == 2));
+        assert_eq!(store.len(), 50);
     }
 
     #[test]
