@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::analysis::{AnalysisError, Precision, ReadProgress, ReadReport, StatsOnly};
 use crate::query::{Analysis, OperationQuery, TraceQueries, TraceQuery};
 
-use super::query::{limit_arg, query_error, serialize, tags_arg, trace_id_arg};
+use super::query::{limit_arg, query_error, serialize, tags_arg, time_arg, trace_id_arg};
 use super::values::json_to_py;
 
 /// How often a read in progress checks for Ctrl-C and reports progress.
@@ -242,8 +242,8 @@ impl AnalysisPy {
         errors: bool,
         min_duration_ms: Option<f64>,
         max_duration_ms: Option<f64>,
-        start_ns: Option<u64>,
-        end_ns: Option<u64>,
+        start_ns: Option<&Bound<'py, PyAny>>,
+        end_ns: Option<&Bound<'py, PyAny>>,
         limit: Option<&Bound<'py, PyAny>>,
         order: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
@@ -253,8 +253,8 @@ impl AnalysisPy {
             tags: tags_arg(tags)?,
             min_duration_ms,
             max_duration_ms,
-            start_ns,
-            end_ns,
+            start_ns: time_arg("start_ns", start_ns)?,
+            end_ns: time_arg("end_ns", end_ns)?,
             errors_only: errors,
             order: order.parse().map_err(query_error)?,
             limit: limit_arg(limit)?,

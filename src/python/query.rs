@@ -39,6 +39,26 @@ pub fn limit_arg(limit: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>> {
     Ok(Some(usize::MAX))
 }
 
+/// A point in time, Unix nanoseconds: None or an int >= 0 (ValueError
+/// otherwise, as for limits). Beyond the u64 range means "never".
+pub fn time_arg(name: &str, time: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
+    let Some(time) = time.filter(|t| !t.is_none()) else {
+        return Ok(None);
+    };
+    if time.is_instance_of::<PyInt>() && !time.is_instance_of::<PyBool>() {
+        if let Ok(ns) = time.extract::<u64>() {
+            return Ok(Some(ns));
+        }
+        if !time.lt(0)? {
+            return Ok(Some(u64::MAX));
+        }
+    }
+    Err(PyValueError::new_err(format!(
+        "{name} must be None or an int of Unix nanoseconds >= 0, not {}",
+        time.repr()?
+    )))
+}
+
 /// A trace id argument: a str (anything else is a TypeError). A str that
 /// is not 32 lowercase hex digits is no error: no trace has that id.
 pub fn trace_id_arg(obj: &Bound<'_, PyAny>) -> PyResult<Option<TraceId>> {
