@@ -34,7 +34,7 @@ pub struct PathSegment {
 
 /// The critical path of `trace`, in time order; empty if it has no root.
 /// The segments' durations add up to the root's (clamped) duration.
-pub fn critical_path(trace: &TraceView<'_>) -> Vec<PathSegment> {
+pub(crate) fn critical_path(trace: &TraceView<'_>) -> Vec<PathSegment> {
     let Some(root) = trace.root_position() else {
         return Vec::new();
     };

@@ -22,7 +22,7 @@ pub struct DependencyEdge {
 }
 
 /// Every service-to-service edge in `traces`, sorted by caller then callee.
-pub fn service_dependencies<'a>(
+pub(crate) fn service_dependencies<'a>(
     traces: impl IntoIterator<Item = TraceView<'a>>,
 ) -> Vec<DependencyEdge> {
     let mut edges: BTreeMap<(&str, &str), u64> = BTreeMap::new();

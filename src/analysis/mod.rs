@@ -17,22 +17,25 @@ mod streaming;
 pub(crate) mod traces;
 mod tree;
 
-pub use critical_path::{critical_path, PathSegment};
-pub use deps::{merge_dependencies, service_dependencies, DependencyEdge};
-pub use errors::{error_groups, fingerprint, normalize_message, ErrorGroup};
-pub use operations::{
-    latency_stats, operation_stats, self_times_ms, sort_operations, OperationStats,
-};
-pub use percentile::{nearest_rank, percentile_sorted, LatencyStats};
+// The result types and the file reader are the public face (the query
+// layer's answers are made of them); the algorithms are reached through the
+// query layer and stay inside the crate.
+pub use critical_path::PathSegment;
+pub use deps::{merge_dependencies, DependencyEdge};
+pub use errors::ErrorGroup;
+pub use operations::OperationStats;
+pub use percentile::LatencyStats;
 pub use reader::{
     is_span_file_name, read_lines, read_span_file, read_span_files_parallel, read_span_lines,
     read_spans, read_threads, span_files, AnalysisError, ReadProgress, ReadReport, SkippedLine,
 };
 pub use record::{ErrorRow, EventRow, RecordError, SpanRow};
-pub use scan::{scan_stats_fields, StatsFields};
-pub use sketch::{
-    AccuracyMismatch, QuantileSketch, DEFAULT_ALPHA, DEFAULT_MAX_BUCKETS, MIN_POSITIVE,
-};
 pub use streaming::{Precision, StatsOnly};
 pub use traces::{Trace, TraceHeadline, TraceView};
-pub use tree::{format_ms, render_tree};
+
+pub(crate) use critical_path::critical_path;
+pub(crate) use deps::service_dependencies;
+pub(crate) use errors::error_groups;
+pub(crate) use operations::{latency_stats, operation_stats, sort_operations};
+pub(crate) use sketch::QuantileSketch;
+pub(crate) use tree::render_tree;

@@ -90,7 +90,7 @@ impl OperationStats {
 }
 
 /// Orders operations as reports show them: most total time first.
-pub fn sort_operations(ops: &mut [OperationStats]) {
+pub(crate) fn sort_operations(ops: &mut [OperationStats]) {
     ops.sort_by(|a, b| {
         b.total_ms
             .total_cmp(&a.total_ms)
@@ -111,7 +111,9 @@ struct Accumulator {
 
 /// Statistics of every (service, operation) in `traces`, most total time
 /// first, with exact nearest-rank percentiles, self time and time share.
-pub fn operation_stats<'a>(traces: impl IntoIterator<Item = TraceView<'a>>) -> Vec<OperationStats> {
+pub(crate) fn operation_stats<'a>(
+    traces: impl IntoIterator<Item = TraceView<'a>>,
+) -> Vec<OperationStats> {
     let mut by_op: HashMap<(&str, &str), Accumulator> = HashMap::new();
     for (trace_index, trace) in traces.into_iter().enumerate() {
         let self_times = self_times_ms(&trace);
@@ -155,7 +157,7 @@ pub fn operation_stats<'a>(traces: impl IntoIterator<Item = TraceView<'a>>) -> V
 
 /// Each span's self time in ms, by position: its duration minus the union
 /// of its direct children's intervals clamped to its own, at least zero.
-pub fn self_times_ms(trace: &TraceView<'_>) -> Vec<f64> {
+pub(crate) fn self_times_ms(trace: &TraceView<'_>) -> Vec<f64> {
     let children = trace.children();
     (0..trace.span_count())
         .map(|position| {
@@ -195,7 +197,7 @@ fn covered_by_children<'a>(parent: &SpanRow, children: impl Iterator<Item = &'a 
 
 /// Exact latency stats over span durations, optionally only of one
 /// operation (span name) and/or one service.
-pub fn latency_stats<'a>(
+pub(crate) fn latency_stats<'a>(
     spans: impl IntoIterator<Item = &'a SpanRow>,
     operation: Option<&str>,
     service: Option<&str>,

@@ -20,7 +20,7 @@ use super::traces::TraceView;
 const MAX_MESSAGE_CHARS: usize = 120;
 
 /// Renders `trace` as a tree (no trailing newline).
-pub fn render_tree(trace: &TraceView<'_>) -> String {
+pub(crate) fn render_tree(trace: &TraceView<'_>) -> String {
     let mut out = String::new();
     let spans = trace.span_count();
     let _ = write!(
@@ -115,7 +115,7 @@ fn write_span_line(out: &mut String, span: &SpanRow, total_ms: f64) {
 }
 
 /// Milliseconds with one decimal, or three below a millisecond.
-pub fn format_ms(ms: f64) -> String {
+pub(crate) fn format_ms(ms: f64) -> String {
     if ms >= 1.0 {
         format!("{ms:.1}ms")
     } else {
