@@ -57,6 +57,17 @@ impl Trace {
         }
     }
 
+    /// A trace holding `rows`, all of one trace (`None` if there are none).
+    pub(crate) fn from_rows(rows: Vec<SpanRow>) -> Option<Trace> {
+        let first = rows.first()?;
+        debug_assert!(rows.iter().all(|r| r.trace_id == first.trace_id));
+        Some(Trace {
+            trace_id: first.trace_id,
+            rows,
+            assembly: OnceLock::new(),
+        })
+    }
+
     /// Adds a span of this trace (the caller routes by trace id).
     pub(crate) fn push(&mut self, row: SpanRow) {
         debug_assert_eq!(row.trace_id, self.trace_id);

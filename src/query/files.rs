@@ -14,7 +14,7 @@ use crate::analysis::{
 use crate::ids::TraceId;
 
 use super::operation_query::OperationQuery;
-use super::store::{Retention, TraceStore};
+use super::store::TraceStore;
 use super::trace_queries::{SpanName, TraceQueries};
 use super::trace_query::{QueryError, TraceQuery};
 
@@ -49,8 +49,7 @@ impl Analysis {
                 Ok(())
             },
         )?;
-        let mut store = TraceStore::new(Retention::UNBOUNDED);
-        store.extend(parts.into_iter().flatten());
+        let store = TraceStore::from_parts(parts);
         store.assemble(read_threads());
         Ok(Analysis { store, report })
     }
