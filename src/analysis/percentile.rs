@@ -1,4 +1,4 @@
-//! Exact nearest-rank percentiles, as DESIGN.md pins them: the p-th
+//! Exact nearest-rank percentiles, as README.md ("Analysis") states them: the p-th
 //! percentile of n sorted values is the value at 1-based rank ceil(p/100 · n).
 //! No interpolation: every reported percentile is a duration that was
 //! actually recorded.

@@ -3,7 +3,7 @@
 //!
 //! Memory is bounded by what the chosen [`Precision`] keeps per operation:
 //!
-//! * `Exact` (the default; DESIGN.md pins exact nearest-rank percentiles
+//! * `Exact` (the default; README.md promises exact nearest-rank percentiles
 //!   for files) keeps every duration as an `f64`: 8 bytes a span, against
 //!   the few hundred bytes of its JSON line and of a parsed [`SpanRow`]. So
 //!   memory grows with the span count, about 1/50th of the file size.

@@ -94,7 +94,7 @@ impl Trace {
     }
 }
 
-/// The trace dict of DESIGN.md (see [`TraceView`]'s serialisation).
+/// The trace dict (README.md, "Analysis"; see [`TraceView`]'s serialisation).
 impl Serialize for Trace {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.view().serialize(serializer)
@@ -349,8 +349,8 @@ pub struct TraceHeadline {
     pub error_count: usize,
 }
 
-/// The trace dict of DESIGN.md: the headline fields plus `spans`, each the
-/// JSONL record, by start time.
+/// The trace dict (README.md, "Analysis"): the headline fields plus
+/// `spans`, each the JSONL record, by start time.
 impl Serialize for TraceView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let s = self.headline();

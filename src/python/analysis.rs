@@ -1,10 +1,12 @@
 //! `analyze(path)` and `Analysis`: the file analysis engine
-//! ([`crate::analysis`]) as Python objects, plus `operation_stats(path)`,
-//! the streaming per-operation table behind `ferrotrace stats`.
+//! and the query layer ([`crate::query`]) as Python objects, plus
+//! `operation_stats(path)`, the streaming per-operation table behind
+//! `ferrotrace stats`.
 //!
-//! Results cross into Python as plain dicts and lists with the DESIGN.md
-//! keys: the engine's types serialise themselves (with the GIL released)
-//! into `serde_json::Value`s, which [`to_py`] turns into Python objects.
+//! Results cross into Python as plain dicts and lists with the keys the
+//! README documents: the engine's types serialise themselves (with the GIL
+//! released) into `serde_json::Value`s, which [`json_to_py`] turns into
+//! Python objects.
 //!
 //! Reading happens on the engine's reader threads with the GIL released.
 //! So that Ctrl-C still interrupts a long read, and so the command line can
