@@ -192,8 +192,8 @@ impl TraceStore {
     /// A store with no retention holding every row of `parts` (as read by
     /// several threads, say): the same store as adding them one by one,
     /// built faster. Each trace's spans are counted first, then moved once
-    /// into a buffer of exactly that size, trace after trace, so a trace's
-    /// spans sit together in memory and searches walk it in order.
+    /// into a buffer of exactly that size, so a trace's spans sit together
+    /// in memory.
     pub fn from_parts(parts: Vec<Vec<SpanRow>>) -> TraceStore {
         let total: usize = parts.iter().map(Vec::len).sum();
         let mut index: HashMap<TraceId, u64> = HashMap::new();
@@ -208,9 +208,16 @@ impl TraceStore {
             sizes[slot as usize] += 1;
             slots.push(slot as u32);
         }
-        let mut buckets: Vec<Vec<SpanRow>> = sizes.iter().map(|&n| Vec::with_capacity(n)).collect();
+        // Each buffer is allocated when its trace's first span moves in,
+        // not all up front, so parts already emptied (and freed) make room
+        // for the buffers of traces first seen in later parts.
+        let mut buckets: Vec<Vec<SpanRow>> = sizes.iter().map(|_| Vec::new()).collect();
         for (row, slot) in parts.into_iter().flatten().zip(slots) {
-            buckets[slot as usize].push(row);
+            let bucket = &mut buckets[slot as usize];
+            if bucket.capacity() == 0 {
+                bucket.reserve_exact(sizes[slot as usize]);
+            }
+            bucket.push(row);
         }
         TraceStore {
             retention: Retention::UNBOUNDED,
