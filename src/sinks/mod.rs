@@ -11,6 +11,8 @@ use std::time::Instant;
 use crate::buffer::FinishedSpan;
 use crate::trace_summary::TraceSummary;
 
+
+
 /// One hand-off from the collector to every sink. Shared (behind an `Arc`)
 /// by all sinks: nothing is copied per sink.
 #[derive(Default)]
