@@ -1,5 +1,6 @@
 //! Throughput of the pieces behind the flush thread: the lock-free buffer,
-//! JSONL serialisation, and the whole collector writing real files.
+//! JSONL serialisation, the in-process analysis every span goes through, and
+//! the whole collector writing real files.
 //!
 //! `cargo bench --bench writer` (or `make bench`). Prints spans per second.
 
@@ -12,6 +13,9 @@ use _core::collector::Collector;
 use _core::config::Config;
 use _core::ids::{SpanId, TraceId};
 use _core::jsonl;
+use _core::live::{LiveAnalysis, LiveLimits};
+use _core::pool::RecordPool;
+use _core::sampling::TailRules;
 use _core::span::SpanRecord;
 
 /// The peers.py workload's spans: a root with 2 attributes, a child with 1.
@@ -85,6 +89,27 @@ fn bench_serialise(n: u64) {
     println!("{:<40} {:>12.0} bytes/span", "", bytes as f64 / n as f64);
 }
 
+/// `LiveAnalysis::observe`, which the writer thread runs for every span:
+/// distinct traces (more than the stores remember, as in a long run), each
+/// child before its root.
+fn bench_live_analysis(n: u64) {
+    const DISTINCT: u64 = 1 << 17;
+    let spans: Vec<triomphe::Arc<SpanRecord>> = (0..DISTINCT)
+        .map(|i| triomphe::Arc::new(workload_span(i)))
+        .collect();
+    let pool = RecordPool::new(1024);
+    let mut live = LiveAnalysis::new("bench", LiveLimits::default(), TailRules::default());
+    let mut released = Vec::new();
+    let mut summaries = 0u64;
+    let start = Instant::now();
+    for i in 0..n {
+        let span = &spans[(i % DISTINCT) as usize];
+        summaries += u64::from(live.observe(span, &pool, &mut released).is_some());
+    }
+    report("LiveAnalysis::observe", n, start.elapsed());
+    assert_eq!(summaries, n / 2);
+}
+
 fn bench_collector(n: u64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let collector = Collector::new(Config {
@@ -126,5 +151,6 @@ fn main() {
         .unwrap_or(2_000_000);
     bench_buffer(n);
     bench_serialise(n);
+    bench_live_analysis(n);
     bench_collector(n);
 }

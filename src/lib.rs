@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod options;
 pub mod pool;
 pub mod propagation;
+pub mod query;
 pub mod sampling;
 pub mod sinks;
 pub mod span;

@@ -5,6 +5,10 @@
 //! local root finished) and produces the trace summary written to
 //! `traces*.jsonl`. Traced code pays nothing for any of this.
 //!
+//! Spans are kept as the records they are; nothing is converted per span.
+//! Queries (the query layer's `TraceQueries`, see `crate::query`) take a
+//! snapshot of the kept records under the lock and convert it after.
+//!
 //! With tail rules on, spans of head-unsampled traces come here too and are
 //! held with their trace until its local root finishes; then the rules
 //! decide whether they are released for writing or discarded.
@@ -13,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use compact_str::CompactString;
 
-use crate::analysis::{DependencyEdge, LatencyStats, QuantileSketch, SpanRow};
+use crate::analysis::{DependencyEdge, QuantileSketch};
 use crate::attributes::AttrValue;
 use crate::buffer::FinishedSpan;
 use crate::ids::TraceId;
@@ -59,9 +63,11 @@ struct ClosedTrace {
 }
 
 #[derive(Default)]
-struct OperationSketch {
-    durations: QuantileSketch,
-    errors: u64,
+pub(crate) struct OperationSketch {
+    pub(crate) durations: QuantileSketch,
+    pub(crate) errors: u64,
+    /// Bit `kind as u8` set for each span kind seen.
+    pub(crate) kinds: u8,
 }
 
 /// Counters about what the stores had to let go.
@@ -133,6 +139,7 @@ impl LiveAnalysis {
         };
         op.durations.add(span.duration_ms());
         op.errors += u64::from(is_error);
+        op.kinds |= 1 << span.kind as u8;
         self.count_edges(span);
 
         if span.is_local_root {
@@ -305,32 +312,20 @@ impl LiveAnalysis {
         }
     }
 
-    /// Latency over every span finished so far, optionally one operation's.
-    pub fn latency_stats(&self, operation: Option<&str>, service: Option<&str>) -> LatencyStats {
-        if service.is_some_and(|s| s != self.service) {
-            return LatencyStats::default();
-        }
-        let mut merged = QuantileSketch::new();
-        for (name, op) in &self.operations {
-            if operation.is_none_or(|o| o == name) {
-                let _ = merged.merge(&op.durations);
-            }
-        }
-        merged.stats()
+    /// The service of every span observed here.
+    pub(crate) fn service(&self) -> &str {
+        &self.service
     }
 
-    /// (operation, count, errors) for every operation seen.
-    pub fn operation_counts(&self) -> Vec<(CompactString, u64, u64)> {
-        let mut out: Vec<_> = self
-            .operations
-            .iter()
-            .map(|(name, op)| (name.clone(), op.durations.count(), op.errors))
-            .collect();
-        out.sort();
-        out
+    /// Per-operation sketches over every span finished so far.
+    pub(crate) fn operation_sketches(
+        &self,
+    ) -> impl Iterator<Item = (&CompactString, &OperationSketch)> + '_ {
+        self.operations.iter()
     }
 
-    pub fn service_dependencies(&self) -> Vec<DependencyEdge> {
+    /// Caller -> callee edges counted so far, sorted.
+    pub(crate) fn edges(&self) -> Vec<DependencyEdge> {
         self.edges
             .iter()
             .map(|((caller, callee), calls)| DependencyEdge {
@@ -341,56 +336,45 @@ impl LiveAnalysis {
             .collect()
     }
 
-    /// The spans of a kept trace (completed, or still open).
-    pub fn trace_rows(&self, trace_id: TraceId) -> Option<Vec<SpanRow>> {
-        if let Some(t) = self
-            .recent
-            .iter()
-            .rev()
-            .find(|t| t.summary.trace_id == trace_id)
-        {
-            return Some(self.rows(&t.spans));
-        }
-        if let Some(t) = self
+    /// The spans of every completed trace kept (recent, or recent and
+    /// failed), as shared records: cheap to take under the lock, converted
+    /// by the query layer after it is released.
+    pub(crate) fn kept_spans(&self) -> Vec<FinishedSpan> {
+        let recent: std::collections::HashSet<TraceId> =
+            self.recent.iter().map(|t| t.summary.trace_id).collect();
+        let only_failed = self
             .recent_errors
             .iter()
-            .rev()
-            .find(|t| t.summary.trace_id == trace_id)
-        {
-            return Some(self.rows(&t.spans));
-        }
-        self.open.get(&trace_id).map(|t| self.rows(&t.spans))
-    }
-
-    /// Spans of failed traces, most recent first.
-    pub fn error_trace_rows(&self, limit: Option<usize>) -> Vec<Vec<SpanRow>> {
-        self.recent_errors
-            .iter()
-            .rev()
-            .take(limit.unwrap_or(usize::MAX))
-            .map(|t| self.rows(&t.spans))
-            .collect()
-    }
-
-    /// Spans of kept traces lasting at least `threshold_ms`.
-    pub fn slow_trace_rows(&self, threshold_ms: f64) -> Vec<Vec<SpanRow>> {
+            .filter(|t| !recent.contains(&t.summary.trace_id));
         self.recent
             .iter()
-            .rev()
-            .filter(|t| t.summary.duration_ms >= threshold_ms)
-            .map(|t| self.rows(&t.spans))
+            .chain(only_failed)
+            .flat_map(|t| t.spans.iter().cloned())
             .collect()
+    }
+
+    /// The spans held of one trace: completed and kept, or still open
+    /// (its root has not finished).
+    pub(crate) fn spans_of(&self, trace_id: TraceId) -> Vec<FinishedSpan> {
+        let closed = |store: &VecDeque<ClosedTrace>| -> Vec<FinishedSpan> {
+            store
+                .iter()
+                .filter(|t| t.summary.trace_id == trace_id)
+                .flat_map(|t| t.spans.iter().cloned())
+                .collect()
+        };
+        let mut spans = closed(&self.recent);
+        if spans.is_empty() {
+            spans = closed(&self.recent_errors);
+        }
+        if let Some(open) = self.open.get(&trace_id) {
+            spans.extend(open.spans.iter().cloned());
+        }
+        spans
     }
 
     pub fn open_traces(&self) -> usize {
         self.open.len()
-    }
-
-    fn rows(&self, spans: &[FinishedSpan]) -> Vec<SpanRow> {
-        spans
-            .iter()
-            .map(|s| SpanRow::from_record(s, &self.service))
-            .collect()
     }
 }
 
@@ -420,6 +404,7 @@ mod tests {
     use super::*;
     use crate::attributes::Limits;
     use crate::ids::SpanId;
+    use crate::query::TraceQueries;
     use crate::span::SpanRecord;
 
     fn span(trace: u128, id: u64, parent: Option<u64>, ms: u64, error: bool) -> FinishedSpan {
@@ -458,10 +443,10 @@ mod tests {
             .observe(&span(7, 4, Some(1), 1, false), &pool, &mut Vec::new())
             .is_none());
         assert_eq!(live.open_traces(), 0);
-        assert_eq!(live.trace_rows(TraceId(7)).unwrap().len(), 4);
-        assert_eq!(live.error_trace_rows(None).len(), 1);
-        assert_eq!(live.slow_trace_rows(10.0).len(), 1);
-        assert_eq!(live.slow_trace_rows(10.5).len(), 0);
+        assert_eq!(live.get_trace(TraceId(7)).unwrap().view().span_count(), 4);
+        assert_eq!(live.error_traces(None).len(), 1);
+        assert_eq!(live.slow_traces(10.0).unwrap().len(), 1);
+        assert_eq!(live.slow_traces(10.5).unwrap().len(), 0);
         let stats = live.latency_stats(Some("op"), None);
         assert_eq!(stats.count, 4);
         assert!((stats.max - 10.0).abs() / 10.0 <= 0.01);
@@ -480,8 +465,8 @@ mod tests {
             live.observe(&span(t, 1, None, 1, false), &pool, &mut Vec::new());
         }
         assert_eq!(live.counters.traces_evicted, 7);
-        assert!(live.trace_rows(TraceId(1)).is_none());
-        assert!(live.trace_rows(TraceId(10)).is_some());
+        assert!(live.get_trace(TraceId(1)).is_none());
+        assert!(live.get_trace(TraceId(10)).is_some());
         for i in 0..5 {
             live.observe(
                 &span(100, 10 + i, Some(1), 1, false),

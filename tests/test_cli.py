@@ -157,6 +157,17 @@ def test_traces(traces: Path) -> None:
     slowest = run_json("traces", str(traces), "--sort", "slowest", "--limit", "1")
     assert slowest[0]["duration_ms"] == 1500.0
 
+    # Tags: all on one span, with --service and --operation.
+    clients = run_json("traces", str(traces), "--tag", "span.kind=client", "--limit", "0")
+    assert len(clients) == 20
+    failed_db = run_json(
+        "traces", str(traces), "--tag", "error=true", "--tag", "span.kind=client", "--limit", "0"
+    )
+    assert [t["trace_id"] for t in failed_db] == [trace_hex(n) for n in range(20, 0, -1)]
+    assert run_json("traces", str(traces), "--tag", "error=true", "--service", "search") == []
+    fast = run_json("traces", str(traces), "--max-duration", "200ms", "--limit", "0")
+    assert len(fast) == 21 and all(t["duration_ms"] <= 200 for t in fast)
+
     out = ok("traces", str(traces), "--errors", "--limit", "2")
     header, *rows = out.splitlines()
     assert header.split()[:3] == ["TRACE", "ID", "START"]
@@ -221,6 +232,8 @@ def test_deps(traces: Path) -> None:
 
 
 def test_errors(traces: Path) -> None:
+    assert run_json("errors", str(traces), "--service", "frontend") == []
+    assert len(run_json("errors", str(traces), "--service", "orders")) == 1
     groups = run_json("errors", str(traces))
     assert len(groups) == 1
     [group] = groups
@@ -286,6 +299,10 @@ def test_bad_input_exits_with_one_line(traces: Path, tmp_path: Path) -> None:
     assert "invalid duration '20xs'" in line
     fails(2, "traces", d, "--min-duration", "-5ms")
     fails(2, "traces", d, "--min-duration", "fast")
+    line = fails(2, "traces", d, "--min-duration", "1s", "--max-duration", "100ms")
+    assert "above max_duration_ms" in line
+    line = fails(2, "traces", d, "--tag", "no-equals-sign")
+    assert "invalid tag 'no-equals-sign': expected KEY=VALUE" in line
     line = fails(2, "deps", d, "--format", "svg")
     assert "invalid choice: 'svg'" in line
     fails(2, "traces", d, "--limit", "-1")

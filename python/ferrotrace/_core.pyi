@@ -286,6 +286,9 @@ class _TraceSummary(TypedDict):
 class _Trace(_TraceSummary):
     spans: list[dict[str, Any]]
 
+_OperationSort = Literal["total", "count", "errors", "p50", "p95", "p99", "self", "name"]
+_TagValue = str | bool | int | float
+
 class _Dependency(TypedDict):
     caller: str
     callee: str
@@ -361,14 +364,22 @@ class Analysis:
     ) -> _LatencyStats:
         """Exact nearest-rank latency stats (ms) of span durations."""
     def error_traces(self, limit: int | None = None) -> list[_Trace]:
-        """Traces with a failed span, most recent first."""
+        """Traces with a failed span, most recent first; a bad limit is a ValueError."""
     def slow_traces(self, threshold_ms: float) -> list[_Trace]:
         """Traces at least `threshold_ms` long, slowest first."""
     def service_dependencies(self) -> list[_Dependency]:
         """Caller -> callee edges between services with call counts."""
-    def operations(self) -> list[_Operation]:
-        """Per-(service, operation) statistics, most total time first."""
-    def error_groups(self) -> list[_ErrorGroup]:
+    def operations(
+        self,
+        *,
+        service: str | None = None,
+        sort: _OperationSort = "total",
+        limit: int | None = None,
+    ) -> list[_Operation]:
+        """Per-(service, operation) statistics, most total time first by default."""
+    def error_groups(
+        self, *, service: str | None = None, limit: int | None = None
+    ) -> list[_ErrorGroup]:
         """Failed spans grouped by fingerprint, most frequent first."""
     def critical_path(self, trace_id: str) -> list[_PathSegment] | None:
         """The spans that determined the trace's latency, in time order."""
@@ -379,12 +390,20 @@ class Analysis:
         *,
         service: str | None = None,
         operation: str | None = None,
+        tags: Mapping[str, _TagValue] | None = None,
         errors: bool = False,
         min_duration_ms: float | None = None,
+        max_duration_ms: float | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
         limit: int | None = None,
         order: Literal["recent", "slowest"] = "recent",
     ) -> list[_TraceSummary]:
-        """Trace summaries (no spans) matching every filter given."""
+        """Trace summaries (no spans) matching every filter given.
+
+        `service`, `operation` and `tags` must hold on one span; durations and
+        the start window apply to the trace (its root).
+        """
     def report(self) -> _AnalysisReport:
         """Files, lines and spans read; malformed lines skipped."""
     @property
@@ -405,6 +424,12 @@ def analyze(path: str | PathLike[str], *, progress: _Progress | None = None) -> 
     """
 
 def operation_stats(
-    path: str | PathLike[str], *, exact: bool = True, progress: _Progress | None = None
+    path: str | PathLike[str],
+    *,
+    exact: bool = True,
+    progress: _Progress | None = None,
+    service: str | None = None,
+    sort: _OperationSort = "total",
+    limit: int | None = None,
 ) -> _OperationStats:
     """Per-operation statistics streamed from span files without keeping spans."""

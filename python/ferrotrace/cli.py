@@ -1,7 +1,7 @@
 """The `ferrotrace` command: what the span files in a directory say.
 
     ferrotrace stats [DIR]                 per-operation latency table
-    ferrotrace traces [DIR] [filters]      find traces
+    ferrotrace traces [DIR] [filters]      find traces (--service, --operation, --tag K=V, ...)
     ferrotrace tree TRACE_ID [DIR]         one trace as a tree
     ferrotrace deps [DIR] [--format F]     the service graph
     ferrotrace errors [DIR]                errors grouped by fingerprint
@@ -101,6 +101,14 @@ def parse_trace_id(text: str) -> str:
             f"invalid trace id {text!r}: expected 32 hex digits (not all zeros)"
         )
     return trace_id
+
+
+def parse_tag(text: str) -> tuple[str, str]:
+    """`KEY=VALUE` -> (key, value); the value is matched as text."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"invalid tag {text!r}: expected KEY=VALUE")
+    return key, value
 
 
 def _count(text: str) -> int:
@@ -311,35 +319,23 @@ def _output() -> Output:
 # Subcommands
 # --------------------------------------------------------------------------
 
-_STATS_SORT: dict[str, Callable[[dict[str, Any]], Any]] = {
-    "total": lambda op: -op["total_ms"],
-    "count": lambda op: -op["count"],
-    "errors": lambda op: (-op["error_count"], -op["error_rate"]),
-    "p50": lambda op: -op["p50"],
-    "p95": lambda op: -op["p95"],
-    "p99": lambda op: -op["p99"],
-    "self": lambda op: -(op["self_ms"] or 0.0),
-    "name": lambda op: (op["service"], op["operation"]),
-}
+#: `stats --sort` keys; the sorting itself is the query layer's (Rust).
+_STATS_SORT = ("count", "errors", "name", "p50", "p95", "p99", "self", "total")
 
 
 def cmd_stats(args: argparse.Namespace) -> None:
+    select = {"service": args.service, "sort": args.sort, "limit": args.limit or None}
     if args.self_time:
-        ops = _analyze(args).operations()
+        ops = _analyze(args).operations(**select)
     else:
         result = _read(
             args,
             lambda path, progress: _core.operation_stats(
-                path, exact=not args.sketch, progress=progress
+                path, exact=not args.sketch, progress=progress, **select
             ),
         )
         _warn_skipped(result["report"], args.dir)
         ops = result["operations"]
-    if args.service:
-        ops = [op for op in ops if op["service"] == args.service]
-    ops.sort(key=_STATS_SORT[args.sort])
-    if args.limit:
-        ops = ops[: args.limit]
     if args.json:
         _emit_json(ops)
         return
@@ -378,14 +374,19 @@ def cmd_stats(args: argparse.Namespace) -> None:
 
 def cmd_traces(args: argparse.Namespace) -> None:
     analysis = _analyze(args)
-    traces = analysis.find_traces(
-        service=args.service,
-        operation=args.operation,
-        errors=args.errors,
-        min_duration_ms=args.min_duration,
-        limit=args.limit or None,
-        order=args.sort,
-    )
+    try:
+        traces = analysis.find_traces(
+            service=args.service,
+            operation=args.operation,
+            tags=dict(args.tag),
+            errors=args.errors,
+            min_duration_ms=args.min_duration,
+            max_duration_ms=args.max_duration,
+            limit=args.limit or None,
+            order=args.sort,
+        )
+    except ValueError as e:  # an empty range, e.g. --min-duration above --max-duration
+        raise UsageError(f"{PROG} traces: {e}") from None
     if args.json:
         _emit_json(traces)
         return
@@ -501,9 +502,7 @@ def cmd_deps(args: argparse.Namespace) -> None:
 
 
 def cmd_errors(args: argparse.Namespace) -> None:
-    groups = _analyze(args).error_groups()
-    if args.limit:
-        groups = groups[: args.limit]
+    groups = _analyze(args).error_groups(service=args.service, limit=args.limit or None)
     if args.json:
         _emit_json(groups)
         return
@@ -565,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("stats", cmd_stats, "per-operation counts, errors and latency percentiles")
     directory(sub)
     sub.add_argument("--service", help="only this service's operations")
-    sub.add_argument("--sort", choices=sorted(_STATS_SORT), default="total")
+    sub.add_argument("--sort", choices=_STATS_SORT, default="total")
     sub.add_argument("--limit", type=_count, default=0, metavar="N", help="at most N rows")
     precision = sub.add_mutually_exclusive_group()
     precision.add_argument(
@@ -585,11 +584,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--operation", help="with a span of this name")
     sub.add_argument("--errors", action="store_true", help="only failed traces")
     sub.add_argument(
+        "--tag",
+        type=parse_tag,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with a span having this attribute (repeatable: all on one span, with --service "
+        "and --operation); also error=true, span.kind=client",
+    )
+    sub.add_argument(
         "--min-duration",
         type=parse_duration,
         metavar="D",
         help="at least this long: 300us, 200ms, 1.5s, 2m",
     )
+    sub.add_argument("--max-duration", type=parse_duration, metavar="D", help="at most this long")
     sub.add_argument("--sort", choices=["recent", "slowest"], default="recent")
     sub.add_argument("--limit", type=_count, default=20, metavar="N", help="default 20; 0: all")
 
@@ -603,6 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("errors", cmd_errors, "errors grouped by fingerprint, most frequent first")
     directory(sub)
+    sub.add_argument("--service", help="only this service's errors")
     sub.add_argument("--limit", type=_count, default=0, metavar="N", help="at most N groups")
 
     sub = command(

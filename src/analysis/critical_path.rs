@@ -34,7 +34,7 @@ pub struct PathSegment {
 
 /// The critical path of `trace`, in time order; empty if it has no root.
 /// The segments' durations add up to the root's (clamped) duration.
-pub fn critical_path(trace: &TraceView<'_>) -> Vec<PathSegment> {
+pub(crate) fn critical_path(trace: &TraceView<'_>) -> Vec<PathSegment> {
     let Some(root) = trace.root_position() else {
         return Vec::new();
     };
@@ -155,8 +155,8 @@ fn clamped_bounds(
 mod tests {
     use super::*;
     use crate::analysis::traces::tests::{checkout_rows, row, shuffled};
-    use crate::analysis::traces::TraceSet;
     use crate::ids::TraceId;
+    use crate::query::TraceStore;
 
     const MS: u64 = 1_000_000;
 
@@ -185,8 +185,8 @@ mod tests {
             row(1, 5, Some(3), "E", "s", 40, 80),
             row(1, 6, Some(1), "F", "s", 120, 140),
         ];
-        let set = TraceSet::new(shuffled(rows, 3));
-        let path = critical_path(&set.get(TraceId(1)).unwrap());
+        let set = TraceStore::from_iter(shuffled(rows, 3));
+        let path = critical_path(&set.get(TraceId(1)).unwrap().view());
         assert_eq!(
             names_and_ms(&path),
             vec![
@@ -212,8 +212,8 @@ mod tests {
             row(1, 3, Some(1), "second", "s", 10, 30),
             row(1, 4, Some(1), "instant", "s", 10, 10),
         ];
-        let set = TraceSet::new(rows);
-        let path = critical_path(&set.get(TraceId(1)).unwrap());
+        let set = TraceStore::from_iter(rows);
+        let path = critical_path(&set.get(TraceId(1)).unwrap().view());
         assert_eq!(
             names_and_ms(&path),
             vec![("first".into(), 0, 10), ("second".into(), 10, 30)]
@@ -222,8 +222,8 @@ mod tests {
 
     #[test]
     fn checkout_path_goes_through_the_database() {
-        let set = TraceSet::new(checkout_rows());
-        let path = critical_path(&set.get(TraceId(1)).unwrap());
+        let set = TraceStore::from_iter(checkout_rows());
+        let path = critical_path(&set.get(TraceId(1)).unwrap().view());
         let names: Vec<&str> = path.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
@@ -249,8 +249,8 @@ mod tests {
             row(6, 1, Some(2), "a", "s", 10, 20),
             row(6, 2, Some(1), "b", "s", 15, 40),
         ];
-        let set = TraceSet::new(cycle);
-        assert!(critical_path(&set.get(TraceId(6)).unwrap()).is_empty());
+        let set = TraceStore::from_iter(cycle);
+        assert!(critical_path(&set.get(TraceId(6)).unwrap().view()).is_empty());
 
         let depth = 20_000u64;
         let rows: Vec<_> = (1..=depth)
@@ -259,8 +259,8 @@ mod tests {
                 row(7, i, parent, "nested", "s", i, 2 * depth + 10 - i)
             })
             .collect();
-        let set = TraceSet::new(rows);
-        let path = critical_path(&set.get(TraceId(7)).unwrap());
+        let set = TraceStore::from_iter(rows);
+        let path = critical_path(&set.get(TraceId(7)).unwrap().view());
         assert_eq!(path.len() as u64, 2 * depth - 1);
         let total: f64 = path.iter().map(|s| s.duration_ms).sum();
         assert!((total - (2 * depth + 8) as f64).abs() < 1e-6, "{total}");

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use compact_str::CompactString;
 use serde::Serialize;
 
-use super::traces::TraceSet;
+use super::traces::TraceView;
 
 /// Calls from one service to another.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -22,9 +22,11 @@ pub struct DependencyEdge {
 }
 
 /// Every service-to-service edge in `traces`, sorted by caller then callee.
-pub fn service_dependencies(traces: &TraceSet) -> Vec<DependencyEdge> {
+pub(crate) fn service_dependencies<'a>(
+    traces: impl IntoIterator<Item = TraceView<'a>>,
+) -> Vec<DependencyEdge> {
     let mut edges: BTreeMap<(&str, &str), u64> = BTreeMap::new();
-    for trace in traces.iter() {
+    for trace in traces {
         let mut calls_out = vec![false; trace.span_count()];
         for (position, span) in trace.spans().enumerate() {
             let Some(parent_position) = trace.parent_of(position) else {
@@ -59,10 +61,28 @@ pub fn service_dependencies(traces: &TraceSet) -> Vec<DependencyEdge> {
         .collect()
 }
 
+/// Edges from several sources (tracers of one process, say) added up:
+/// one edge per (caller, callee), sorted.
+pub fn merge_dependencies(edges: impl IntoIterator<Item = DependencyEdge>) -> Vec<DependencyEdge> {
+    let mut merged: BTreeMap<(CompactString, CompactString), u64> = BTreeMap::new();
+    for e in edges {
+        *merged.entry((e.caller, e.callee)).or_default() += e.calls;
+    }
+    merged
+        .into_iter()
+        .map(|((caller, callee), calls)| DependencyEdge {
+            caller,
+            callee,
+            calls,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::analysis::traces::tests::{checkout_rows, row};
+    use crate::query::TraceStore;
 
     fn edge(caller: &str, callee: &str, calls: u64) -> DependencyEdge {
         DependencyEdge {
@@ -84,7 +104,7 @@ mod tests {
             // Orphan: its parent is not in the trace, so no edge.
             row(3, 5, Some(99), "stray", "cache", 4, 5),
         ]);
-        let deps = service_dependencies(&TraceSet::new(rows));
+        let deps = service_dependencies(TraceStore::from_iter(rows).views());
         assert_eq!(
             deps,
             vec![
@@ -118,7 +138,7 @@ mod tests {
             // The users service's own span is here: counted once, via it.
             row(1, 4, Some(3), "GET /users", "users", 6, 8),
         ];
-        let deps = service_dependencies(&TraceSet::new(rows));
+        let deps = service_dependencies(TraceStore::from_iter(rows).views());
         assert_eq!(
             deps,
             vec![edge("api", "payments", 1), edge("api", "users", 1)]

@@ -47,7 +47,7 @@ fn status_code(span: &SpanRow) -> Option<i64> {
 
 /// Groups every failed span (status "error" or carrying an error) by
 /// fingerprint: most frequent first, then most recently seen.
-pub fn error_groups<'a>(spans: impl IntoIterator<Item = &'a SpanRow>) -> Vec<ErrorGroup> {
+pub(crate) fn error_groups<'a>(spans: impl IntoIterator<Item = &'a SpanRow>) -> Vec<ErrorGroup> {
     let mut groups: HashMap<String, ErrorGroup> = HashMap::new();
     for span in spans {
         if !span.is_error() && span.error.is_none() {
@@ -102,7 +102,12 @@ pub fn error_groups<'a>(spans: impl IntoIterator<Item = &'a SpanRow>) -> Vec<Err
 }
 
 /// The group key as 16 hex digits.
-pub fn fingerprint(error_type: &str, normalised: &str, service: &str, operation: &str) -> String {
+pub(crate) fn fingerprint(
+    error_type: &str,
+    normalised: &str,
+    service: &str,
+    operation: &str,
+) -> String {
     // FNV-1a: std's hasher is not stable across Rust versions, and the
     // fingerprint may be stored or compared across runs.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
@@ -116,17 +121,7 @@ pub fn fingerprint(error_type: &str, normalised: &str, service: &str, operation:
 }
 
 /// Replaces the variable parts of an error message with placeholders.
-///
-/// ```
-/// use _core::analysis::normalize_message;
-/// assert_eq!(normalize_message("user 42 not found"), "user <num> not found");
-/// assert_eq!(normalize_message("KeyError: 'u:17'"), "KeyError: <str>");
-/// assert_eq!(
-///     normalize_message("order 3f2b1c9a-0d4e-4a5b-9c8d-7e6f5a4b3c2d timed out after 2.5s"),
-///     "order <id> timed out after <num>s"
-/// );
-/// ```
-pub fn normalize_message(message: &str) -> String {
+pub(crate) fn normalize_message(message: &str) -> String {
     let chars: Vec<char> = message.trim().chars().collect();
     let mut out = String::with_capacity(message.len());
     let mut i = 0;
@@ -384,5 +379,18 @@ mod status_code_tests {
         let mut types: Vec<&str> = groups.iter().map(|g| g.error_type.as_str()).collect();
         types.sort_unstable();
         assert_eq!(types, ["Error", "HTTP 502", "HTTP 503"]);
+    }
+
+    #[test]
+    fn normalize_message_examples() {
+        assert_eq!(
+            normalize_message("user 42 not found"),
+            "user <num> not found"
+        );
+        assert_eq!(normalize_message("KeyError: 'u:17'"), "KeyError: <str>");
+        assert_eq!(
+            normalize_message("order 3f2b1c9a-0d4e-4a5b-9c8d-7e6f5a4b3c2d timed out after 2.5s"),
+            "order <id> timed out after <num>s"
+        );
     }
 }

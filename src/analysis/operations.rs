@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::percentile::LatencyStats;
 use super::record::SpanRow;
-use super::traces::{TraceSet, TraceView};
+use super::traces::TraceView;
 
 /// Statistics of one (service, operation); durations in milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -90,7 +90,7 @@ impl OperationStats {
 }
 
 /// Orders operations as reports show them: most total time first.
-pub fn sort_operations(ops: &mut [OperationStats]) {
+pub(crate) fn sort_operations(ops: &mut [OperationStats]) {
     ops.sort_by(|a, b| {
         b.total_ms
             .total_cmp(&a.total_ms)
@@ -111,9 +111,11 @@ struct Accumulator {
 
 /// Statistics of every (service, operation) in `traces`, most total time
 /// first, with exact nearest-rank percentiles, self time and time share.
-pub fn operation_stats(traces: &TraceSet) -> Vec<OperationStats> {
+pub(crate) fn operation_stats<'a>(
+    traces: impl IntoIterator<Item = TraceView<'a>>,
+) -> Vec<OperationStats> {
     let mut by_op: HashMap<(&str, &str), Accumulator> = HashMap::new();
-    for (trace_index, trace) in traces.iter().enumerate() {
+    for (trace_index, trace) in traces.into_iter().enumerate() {
         let self_times = self_times_ms(&trace);
         for (position, span) in trace.spans().enumerate() {
             let acc = by_op
@@ -155,7 +157,7 @@ pub fn operation_stats(traces: &TraceSet) -> Vec<OperationStats> {
 
 /// Each span's self time in ms, by position: its duration minus the union
 /// of its direct children's intervals clamped to its own, at least zero.
-pub fn self_times_ms(trace: &TraceView<'_>) -> Vec<f64> {
+pub(crate) fn self_times_ms(trace: &TraceView<'_>) -> Vec<f64> {
     let children = trace.children();
     (0..trace.span_count())
         .map(|position| {
@@ -195,19 +197,13 @@ fn covered_by_children<'a>(parent: &SpanRow, children: impl Iterator<Item = &'a 
 
 /// Exact latency stats over span durations, optionally only of one
 /// operation (span name) and/or one service.
-///
-/// ```
-/// use _core::analysis::{latency_stats, SpanRow};
-/// let rows: Vec<SpanRow> = Vec::new();
-/// assert_eq!(latency_stats(&rows, Some("GET /"), None).count, 0);
-/// ```
-pub fn latency_stats(
-    rows: &[SpanRow],
+pub(crate) fn latency_stats<'a>(
+    spans: impl IntoIterator<Item = &'a SpanRow>,
     operation: Option<&str>,
     service: Option<&str>,
 ) -> LatencyStats {
-    let mut durations: Vec<f64> = rows
-        .iter()
+    let mut durations: Vec<f64> = spans
+        .into_iter()
         .filter(|r| operation.is_none_or(|op| r.name == op))
         .filter(|r| service.is_none_or(|svc| r.service == svc))
         .map(|r| r.duration_ms)
@@ -219,6 +215,7 @@ pub fn latency_stats(
 mod tests {
     use super::*;
     use crate::analysis::traces::tests::{checkout_rows, failed, row, shuffled};
+    use crate::query::TraceStore;
 
     fn find<'a>(ops: &'a [OperationStats], service: &str, name: &str) -> &'a OperationStats {
         ops.iter()
@@ -237,8 +234,8 @@ mod tests {
             row(1, 4, Some(1), "c", "s", 90, 130),
             row(1, 5, Some(2), "grandchild", "s", 0, 40),
         ];
-        let set = TraceSet::new(rows);
-        let t = set.get(crate::ids::TraceId(1)).unwrap();
+        let set = TraceStore::from_iter(rows);
+        let t = set.get(crate::ids::TraceId(1)).unwrap().view();
         let self_ms = self_times_ms(&t);
         // Positions by start: parent(0) grandchild(0), a(10), b(30), c(90).
         let by_name = |name: &str| {
@@ -261,8 +258,8 @@ mod tests {
             row(3, 4, Some(2), "orders.create", "orders", 302, 338),
             row(3, 5, Some(4), "db.insert", "orders", 310, 330),
         ]);
-        let set = TraceSet::new(shuffled(rows, 7));
-        let ops = operation_stats(&set);
+        let set = TraceStore::from_iter(shuffled(rows, 7));
+        let ops = operation_stats(set.views());
         assert_eq!(ops.len(), 6);
         let db = find(&ops, "orders", "db.insert");
         assert_eq!(db.count, 2);
@@ -313,8 +310,8 @@ mod tests {
 
     #[test]
     fn serialises_with_flat_keys() {
-        let set = TraceSet::new(checkout_rows());
-        let v = serde_json::to_value(&operation_stats(&set)[0]).unwrap();
+        let set = TraceStore::from_iter(checkout_rows());
+        let v = serde_json::to_value(&operation_stats(set.views())[0]).unwrap();
         for key in [
             "service",
             "operation",

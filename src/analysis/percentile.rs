@@ -1,4 +1,4 @@
-//! Exact nearest-rank percentiles, as DESIGN.md pins them: the p-th
+//! Exact nearest-rank percentiles, as README.md ("Analysis") states them: the p-th
 //! percentile of n sorted values is the value at 1-based rank ceil(p/100 · n).
 //! No interpolation: every reported percentile is a duration that was
 //! actually recorded.
@@ -7,14 +7,7 @@ use serde::Serialize;
 
 /// The 1-based nearest rank of percentile `p` (in (0, 100]) among `n` values,
 /// clamped to `[1, n]`. `n` must be positive.
-///
-/// ```
-/// use _core::analysis::nearest_rank;
-/// assert_eq!(nearest_rank(50.0, 10), 5);
-/// assert_eq!(nearest_rank(95.0, 10), 10);
-/// assert_eq!(nearest_rank(0.0, 10), 1);
-/// ```
-pub fn nearest_rank(p: f64, n: usize) -> usize {
+pub(crate) fn nearest_rank(p: f64, n: usize) -> usize {
     debug_assert!(n > 0);
     let exact = p / 100.0 * n as f64;
     // p/100·n is often an integer in exact arithmetic (p=95, n=100) that
@@ -34,14 +27,7 @@ pub fn nearest_rank(p: f64, n: usize) -> usize {
 
 /// The nearest-rank percentile `p` of ascending `sorted` values, or `None`
 /// if there are none.
-///
-/// ```
-/// use _core::analysis::percentile_sorted;
-/// let v = [15.0, 20.0, 35.0, 40.0, 50.0];
-/// assert_eq!(percentile_sorted(&v, 30.0), Some(20.0));
-/// assert_eq!(percentile_sorted(&v, 100.0), Some(50.0));
-/// ```
-pub fn percentile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
+pub(crate) fn percentile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -179,5 +165,19 @@ mod tests {
                 .unwrap();
             prop_assert_eq!(got, expected);
         }
+    }
+
+    #[test]
+    fn nearest_rank_examples() {
+        assert_eq!(nearest_rank(50.0, 10), 5);
+        assert_eq!(nearest_rank(95.0, 10), 10);
+        assert_eq!(nearest_rank(0.0, 10), 1);
+    }
+
+    #[test]
+    fn percentile_sorted_examples() {
+        let v = [15.0, 20.0, 35.0, 40.0, 50.0];
+        assert_eq!(percentile_sorted(&v, 30.0), Some(20.0));
+        assert_eq!(percentile_sorted(&v, 100.0), Some(50.0));
     }
 }

@@ -1,6 +1,6 @@
 //! One span line of a `spans*.jsonl` file, parsed into an owned [`SpanRow`].
 //!
-//! Parsing is strict about the keys DESIGN.md pins (a file written by an
+//! Parsing is strict about the keys README.md ("Files") shows (a file written by an
 //! older or foreign writer should fail loudly line by line, not yield spans
 //! with invented values) and lenient about what it does not pin: unknown keys
 //! are ignored, attribute values may be any JSON.

@@ -17,7 +17,7 @@
 
 /// The fields of a span line that per-operation statistics need.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StatsFields<'a> {
+pub(crate) struct StatsFields<'a> {
     pub service: &'a str,
     pub name: &'a str,
     pub duration_ms: f64,
@@ -45,7 +45,7 @@ const REQUIRED: u16 = (1 << 13) - 1;
 
 /// The stats fields of `line` if it is certainly a valid span record (see
 /// the module docs); `None` if the full parser must decide.
-pub fn scan_stats_fields(line: &[u8]) -> Option<StatsFields<'_>> {
+pub(crate) fn scan_stats_fields(line: &[u8]) -> Option<StatsFields<'_>> {
     let text = std::str::from_utf8(line).ok()?;
     let mut c = Cursor {
         text,

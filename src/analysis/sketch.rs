@@ -15,16 +15,16 @@
 use super::percentile::{nearest_rank, LatencyStats};
 
 /// Default relative accuracy: quantiles within 1% of the exact value.
-pub const DEFAULT_ALPHA: f64 = 0.01;
+pub(crate) const DEFAULT_ALPHA: f64 = 0.01;
 /// Default bound on the number of buckets (8 bytes each).
-pub const DEFAULT_MAX_BUCKETS: usize = 2048;
+pub(crate) const DEFAULT_MAX_BUCKETS: usize = 2048;
 /// Values at or below this count as zero (durations are in ms, and a
 /// nanosecond is 1e-6 ms).
-pub const MIN_POSITIVE: f64 = 1e-9;
+pub(crate) const MIN_POSITIVE: f64 = 1e-9;
 
 /// Why two sketches cannot be merged.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AccuracyMismatch {
+pub(crate) struct AccuracyMismatch {
     pub ours: f64,
     pub theirs: f64,
 }
@@ -43,7 +43,7 @@ impl std::error::Error for AccuracyMismatch {}
 
 /// A DDSketch with exact count, sum, min and max.
 #[derive(Clone, Debug, PartialEq)]
-pub struct QuantileSketch {
+pub(crate) struct QuantileSketch {
     alpha: f64,
     ln_gamma: f64,
     /// 2/(γ+1): a bucket's reported value is γ^i times this.
@@ -67,17 +67,6 @@ impl Default for QuantileSketch {
 
 impl QuantileSketch {
     /// A sketch with 1% relative accuracy and at most 2048 buckets.
-    ///
-    /// ```
-    /// use _core::analysis::QuantileSketch;
-    /// let mut s = QuantileSketch::new();
-    /// for ms in 1..=1000 {
-    ///     s.add(f64::from(ms));
-    /// }
-    /// let p99 = s.quantile(0.99).unwrap();
-    /// assert!((p99 - 990.0).abs() <= 0.01 * 990.0);
-    /// assert_eq!(s.count(), 1000);
-    /// ```
     pub fn new() -> Self {
         Self::with_accuracy(DEFAULT_ALPHA, DEFAULT_MAX_BUCKETS)
     }
@@ -107,6 +96,7 @@ impl QuantileSketch {
     }
 
     /// The relative accuracy this sketch guarantees.
+    #[cfg(test)]
     pub fn alpha(&self) -> f64 {
         self.alpha
     }
@@ -195,11 +185,6 @@ impl QuantileSketch {
         Some(estimate.clamp(self.min, self.max))
     }
 
-    /// The nearest-rank percentile `p` in (0, 100]; see [`Self::quantile`].
-    pub fn percentile(&self, p: f64) -> Option<f64> {
-        self.quantile(p / 100.0)
-    }
-
     /// Values recorded.
     pub fn count(&self) -> u64 {
         self.count
@@ -211,16 +196,19 @@ impl QuantileSketch {
     }
 
     /// Exact smallest value, if any.
+    #[cfg(test)]
     pub fn min(&self) -> Option<f64> {
         (self.count > 0).then_some(self.min)
     }
 
     /// Exact largest value, if any.
+    #[cfg(test)]
     pub fn max(&self) -> Option<f64> {
         (self.count > 0).then_some(self.max)
     }
 
     /// Buckets currently allocated (bounded by `max_buckets`).
+    #[cfg(test)]
     pub fn bucket_count(&self) -> usize {
         self.bins.len()
     }
@@ -462,5 +450,16 @@ mod tests {
             let all: Vec<f64> = a.iter().chain(&b).copied().collect();
             assert_within_alpha(&sa, &all, q);
         }
+    }
+
+    #[test]
+    fn quantile_sketch_example() {
+        let mut s = QuantileSketch::new();
+        for ms in 1..=1000 {
+            s.add(f64::from(ms));
+        }
+        let p99 = s.quantile(0.99).unwrap();
+        assert!((p99 - 990.0).abs() <= 0.01 * 990.0);
+        assert_eq!(s.count(), 1000);
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Memory is bounded by what the chosen [`Precision`] keeps per operation:
 //!
-//! * `Exact` (the default; DESIGN.md pins exact nearest-rank percentiles
+//! * `Exact` (the default; README.md promises exact nearest-rank percentiles
 //!   for files) keeps every duration as an `f64`: 8 bytes a span, against
 //!   the few hundred bytes of its JSON line and of a parsed [`SpanRow`]. So
 //!   memory grows with the span count, about 1/50th of the file size.
@@ -310,7 +310,7 @@ mod tests {
     use super::*;
     use crate::analysis::operations::{latency_stats, operation_stats};
     use crate::analysis::traces::tests::{checkout_rows, failed, row};
-    use crate::analysis::traces::TraceSet;
+    use crate::query::TraceStore;
 
     fn many_rows() -> Vec<SpanRow> {
         let mut rows = checkout_rows();
@@ -334,7 +334,7 @@ mod tests {
         let rows = many_rows();
         let mut streamed = StatsOnly::new(Precision::Exact);
         rows.iter().for_each(|r| streamed.add(r));
-        let full = operation_stats(&TraceSet::new(rows.clone()));
+        let full = operation_stats(TraceStore::from_iter(rows.clone()).views());
         let ops = streamed.operations();
         assert_eq!(ops.len(), full.len());
         for (s, f) in ops.iter().zip(&full) {

@@ -1,14 +1,16 @@
 //! Traces assembled from span rows that arrive in any order, from any number
-//! of files and services: rows are grouped by trace id, each trace's spans
-//! sorted by start time and linked to their parents, and a root chosen.
+//! of files and services: a [`Trace`] takes its spans one at a time, and on
+//! first look (after the last change) sorts them by start time, links them
+//! to their parents and chooses a root.
 //!
 //! The root is the earliest span without a parent; failing that (the
 //! caller's spans were never collected), the earliest span whose parent is
 //! not in the trace. A trace whose parent links only form cycles (corrupt
 //! data) has no root and is measured from its first start to its last end.
 
-use std::collections::HashMap;
+use std::sync::OnceLock;
 
+use compact_str::CompactString;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
@@ -17,164 +19,105 @@ use crate::ids::{SpanId, TraceId};
 
 const NO_PARENT: u32 = u32::MAX;
 
-/// Every trace in a set of span rows, which it owns.
-#[derive(Debug, Default)]
-pub struct TraceSet {
+/// One trace's spans, kept as they arrived. Adding a span is O(1); the
+/// assembly (order, parent links, root, headline numbers) is computed when
+/// the trace is next looked at, once per change, so a trace fed span by span
+/// is not re-sorted per span.
+#[derive(Clone, Debug)]
+pub struct Trace {
+    trace_id: TraceId,
+    /// Never empty.
     rows: Vec<SpanRow>,
-    traces: Vec<TraceEntry>,
-    by_id: HashMap<TraceId, u32>,
-    duplicates: u64,
+    assembly: OnceLock<Assembly>,
 }
 
-#[derive(Debug)]
-struct TraceEntry {
-    trace_id: TraceId,
-    /// Row indices, sorted by (start_ns, span_id).
-    spans: Vec<u32>,
-    /// Per position in `spans`: the position of its parent, or `NO_PARENT`
+#[derive(Clone, Debug)]
+struct Assembly {
+    /// Indices into `rows`, sorted by (start_ns, span_id); a span id seen
+    /// twice is kept once (the first to arrive).
+    order: Vec<u32>,
+    /// Per position in `order`: the position of its parent, or `NO_PARENT`
     /// (no parent id, or the parent is not in the trace).
     parents: Vec<u32>,
-    /// Position of the root in `spans`.
+    /// Position of the root in `order`.
     root: Option<u32>,
     start_ns: u64,
     duration_ms: f64,
     error_count: u32,
+    duplicates: u32,
 }
 
-impl TraceSet {
-    /// Assembles `rows` into traces. A span id seen twice in one trace (the
-    /// same file read twice, say) is kept once: the first row wins.
-    ///
-    /// ```
-    /// use _core::analysis::{SpanRow, TraceSet};
-    /// let set = TraceSet::new(Vec::<SpanRow>::new());
-    /// assert!(set.is_empty());
-    /// ```
-    pub fn new(mut rows: Vec<SpanRow>) -> TraceSet {
-        let duplicates = drop_duplicate_spans(&mut rows);
-        let mut by_id: HashMap<TraceId, u32> = HashMap::new();
-        let mut groups: Vec<Vec<u32>> = Vec::new();
-        for (i, row) in rows.iter().enumerate() {
-            let slot = *by_id.entry(row.trace_id).or_insert_with(|| {
-                groups.push(Vec::new());
-                (groups.len() - 1) as u32
-            });
-            groups[slot as usize].push(i as u32);
+impl Trace {
+    /// A trace holding its first span.
+    pub fn new(first: SpanRow) -> Trace {
+        Trace {
+            trace_id: first.trace_id,
+            rows: vec![first],
+            assembly: OnceLock::new(),
         }
-        let mut traces: Vec<TraceEntry> = groups
-            .into_iter()
-            .map(|spans| TraceEntry::assemble(&rows, spans))
-            .collect();
-        traces.sort_by_key(|t| (t.start_ns, t.trace_id));
-        for (i, t) in traces.iter().enumerate() {
-            by_id.insert(t.trace_id, i as u32);
-        }
-        TraceSet {
+    }
+
+    /// A trace holding `rows`, all of one trace (`None` if there are none).
+    pub(crate) fn from_rows(rows: Vec<SpanRow>) -> Option<Trace> {
+        let first = rows.first()?;
+        debug_assert!(rows.iter().all(|r| r.trace_id == first.trace_id));
+        Some(Trace {
+            trace_id: first.trace_id,
             rows,
-            traces,
-            by_id,
-            duplicates,
-        }
-    }
-
-    /// All span rows, in the order read (duplicates dropped).
-    pub fn rows(&self) -> &[SpanRow] {
-        &self.rows
-    }
-
-    /// Rows dropped because their (trace id, span id) was already seen.
-    pub fn duplicate_spans(&self) -> u64 {
-        self.duplicates
-    }
-
-    /// Number of traces.
-    pub fn len(&self) -> usize {
-        self.traces.len()
-    }
-
-    /// Whether there are no traces.
-    pub fn is_empty(&self) -> bool {
-        self.traces.is_empty()
-    }
-
-    /// Every trace, by start time.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = TraceView<'_>> + '_ {
-        self.traces.iter().map(|entry| TraceView {
-            entry,
-            rows: &self.rows,
+            assembly: OnceLock::new(),
         })
     }
 
-    /// The trace with this id.
-    pub fn get(&self, trace_id: TraceId) -> Option<TraceView<'_>> {
-        let i = *self.by_id.get(&trace_id)?;
-        Some(TraceView {
-            entry: &self.traces[i as usize],
-            rows: &self.rows,
-        })
+    /// Adds a span of this trace (the caller routes by trace id).
+    pub(crate) fn push(&mut self, row: SpanRow) {
+        debug_assert_eq!(row.trace_id, self.trace_id);
+        self.rows.push(row);
+        self.assembly = OnceLock::new();
     }
 
-    /// The trace with this 32-hex-digit id (`None` for an invalid id too).
-    pub fn get_hex(&self, trace_id: &str) -> Option<TraceView<'_>> {
-        self.get(TraceId::from_hex(trace_id)?)
+    /// The trace id.
+    pub fn trace_id(&self) -> TraceId {
+        self.trace_id
     }
 
-    /// Traces that took at least `threshold_ms`, slowest first.
-    pub fn slow_traces(&self, threshold_ms: f64) -> Vec<TraceView<'_>> {
-        let mut slow: Vec<TraceView<'_>> = self
-            .iter()
-            .filter(|t| t.duration_ms() >= threshold_ms)
-            .collect();
-        slow.sort_by(|a, b| {
-            b.duration_ms()
-                .total_cmp(&a.duration_ms())
-                .then(a.start_ns().cmp(&b.start_ns()))
-        });
-        slow
+    /// Spans held, duplicates included (what the trace costs in memory).
+    pub fn stored_spans(&self) -> usize {
+        self.rows.len()
     }
 
-    /// Traces with at least one failed span, most recent first, at most
-    /// `limit` of them.
-    pub fn error_traces(&self, limit: Option<usize>) -> Vec<TraceView<'_>> {
-        let mut failed: Vec<TraceView<'_>> = self.iter().filter(|t| t.is_error()).collect();
-        failed.sort_by_key(|t| std::cmp::Reverse((t.start_ns(), t.trace_id())));
-        if let Some(limit) = limit {
-            failed.truncate(limit);
+    /// The assembled trace.
+    pub fn view(&self) -> TraceView<'_> {
+        TraceView {
+            trace: self,
+            assembly: self.assembly.get_or_init(|| Assembly::build(&self.rows)),
         }
-        failed
     }
 }
 
-/// Removes rows whose (trace id, span id) an earlier row already has.
-fn drop_duplicate_spans(rows: &mut Vec<SpanRow>) -> u64 {
-    let mut order: Vec<u32> = (0..rows.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| {
-        let r = &rows[i as usize];
-        (r.trace_id, r.span_id, i)
-    });
-    let mut keep = vec![true; rows.len()];
-    let mut dropped = 0;
-    for pair in order.windows(2) {
-        let (a, b) = (&rows[pair[0] as usize], &rows[pair[1] as usize]);
-        if a.trace_id == b.trace_id && a.span_id == b.span_id {
-            keep[pair[1] as usize] = false;
-            dropped += 1;
-        }
+/// The trace dict (README.md, "Analysis"; see [`TraceView`]'s serialisation).
+impl Serialize for Trace {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.view().serialize(serializer)
     }
-    if dropped > 0 {
-        let mut keep = keep.into_iter();
-        rows.retain(|_| keep.next().unwrap_or(true));
-    }
-    dropped
 }
 
-impl TraceEntry {
-    fn assemble(rows: &[SpanRow], mut spans: Vec<u32>) -> TraceEntry {
-        spans.sort_unstable_by_key(|&i| {
+impl Assembly {
+    fn build(rows: &[SpanRow]) -> Assembly {
+        // First arrival wins among rows with the same span id.
+        let mut by_id: Vec<u32> = (0..rows.len() as u32).collect();
+        by_id.sort_unstable_by_key(|&i| (rows[i as usize].span_id, i));
+        let mut order: Vec<u32> = Vec::with_capacity(rows.len());
+        for (k, &i) in by_id.iter().enumerate() {
+            if k == 0 || rows[by_id[k - 1] as usize].span_id != rows[i as usize].span_id {
+                order.push(i);
+            }
+        }
+        let duplicates = (rows.len() - order.len()) as u32;
+        order.sort_unstable_by_key(|&i| {
             let r = &rows[i as usize];
             (r.start_ns, r.span_id)
         });
-        let mut positions: Vec<(SpanId, u32)> = spans
+        let mut positions: Vec<(SpanId, u32)> = order
             .iter()
             .enumerate()
             .map(|(pos, &i)| (rows[i as usize].span_id, pos as u32))
@@ -186,18 +129,18 @@ impl TraceEntry {
                 .ok()
                 .map(|k| positions[k].1)
         };
-        let parents: Vec<u32> = spans
+        let parents: Vec<u32> = order
             .iter()
             .map(|&i| {
                 let row = &rows[i as usize];
                 row.parent_id
                     .and_then(find)
-                    .filter(|&p| rows[spans[p as usize] as usize].span_id != row.span_id)
+                    .filter(|&p| rows[order[p as usize] as usize].span_id != row.span_id)
                     .unwrap_or(NO_PARENT)
             })
             .collect();
         let first_without = |orphans: bool| {
-            spans.iter().zip(&parents).position(|(&i, &p)| {
+            order.iter().zip(&parents).position(|(&i, &p)| {
                 let has_parent_id = rows[i as usize].parent_id.is_some();
                 p == NO_PARENT && has_parent_id == orphans
             })
@@ -205,18 +148,18 @@ impl TraceEntry {
         let root = first_without(false)
             .or_else(|| first_without(true))
             .map(|p| p as u32);
-        let error_count = spans
+        let error_count = order
             .iter()
             .filter(|&&i| rows[i as usize].is_error())
             .count() as u32;
         let (start_ns, duration_ms) = match root {
             Some(p) => {
-                let r = &rows[spans[p as usize] as usize];
+                let r = &rows[order[p as usize] as usize];
                 (r.start_ns, r.duration_ms)
             }
             None => {
-                let start = spans.iter().map(|&i| rows[i as usize].start_ns).min();
-                let end = spans.iter().map(|&i| rows[i as usize].end_ns).max();
+                let start = order.iter().map(|&i| rows[i as usize].start_ns).min();
+                let end = order.iter().map(|&i| rows[i as usize].end_ns).max();
                 let start = start.unwrap_or(0);
                 (
                     start,
@@ -224,51 +167,61 @@ impl TraceEntry {
                 )
             }
         };
-        TraceEntry {
-            trace_id: rows[spans[0] as usize].trace_id,
-            spans,
+        Assembly {
+            order,
             parents,
             root,
             start_ns,
             duration_ms,
             error_count,
+            duplicates,
         }
     }
 }
 
-/// One assembled trace, borrowed from its [`TraceSet`]. Spans are addressed
-/// by position: 0 is the earliest start.
+/// One assembled trace, borrowed from its [`Trace`]. Spans are addressed by
+/// position: 0 is the earliest start.
 #[derive(Clone, Copy)]
 pub struct TraceView<'a> {
-    entry: &'a TraceEntry,
-    rows: &'a [SpanRow],
+    trace: &'a Trace,
+    assembly: &'a Assembly,
 }
 
 impl<'a> TraceView<'a> {
     /// The trace id.
     pub fn trace_id(&self) -> TraceId {
-        self.entry.trace_id
+        self.trace.trace_id
     }
 
-    /// Number of spans.
+    /// The trace this is a view of.
+    pub fn trace(&self) -> &'a Trace {
+        self.trace
+    }
+
+    /// Number of spans (duplicates counted once).
     pub fn span_count(&self) -> usize {
-        self.entry.spans.len()
+        self.assembly.order.len()
+    }
+
+    /// Spans that arrived again with a span id already held (dropped).
+    pub fn duplicate_spans(&self) -> usize {
+        self.assembly.duplicates as usize
     }
 
     /// The span at `position` (by start time).
     pub fn span(&self, position: usize) -> &'a SpanRow {
-        &self.rows[self.entry.spans[position] as usize]
+        &self.trace.rows[self.assembly.order[position] as usize]
     }
 
     /// All spans, by start time.
     pub fn spans(&self) -> impl ExactSizeIterator<Item = &'a SpanRow> + 'a {
-        let rows = self.rows;
-        self.entry.spans.iter().map(move |&i| &rows[i as usize])
+        let rows = &self.trace.rows;
+        self.assembly.order.iter().map(move |&i| &rows[i as usize])
     }
 
     /// Position of the span's parent, if the parent is in this trace.
     pub fn parent_of(&self, position: usize) -> Option<usize> {
-        match self.entry.parents[position] {
+        match self.assembly.parents[position] {
             NO_PARENT => None,
             p => Some(p as usize),
         }
@@ -276,7 +229,7 @@ impl<'a> TraceView<'a> {
 
     /// Position of the root span, if there is one.
     pub fn root_position(&self) -> Option<usize> {
-        self.entry.root.map(|p| p as usize)
+        self.assembly.root.map(|p| p as usize)
     }
 
     /// The root span, if there is one.
@@ -286,15 +239,15 @@ impl<'a> TraceView<'a> {
 
     /// The root's service (the earliest span's if there is no root).
     pub fn service(&self) -> &'a str {
-        self.headline().service.as_str()
+        self.headline_span().service.as_str()
     }
 
     /// The root's name (the earliest span's if there is no root).
     pub fn operation(&self) -> &'a str {
-        self.headline().name.as_str()
+        self.headline_span().name.as_str()
     }
 
-    fn headline(&self) -> &'a SpanRow {
+    fn headline_span(&self) -> &'a SpanRow {
         self.root().unwrap_or_else(|| self.span(0))
     }
 
@@ -309,28 +262,28 @@ impl<'a> TraceView<'a> {
 
     /// Whether any span failed.
     pub fn is_error(&self) -> bool {
-        self.entry.error_count > 0
+        self.assembly.error_count > 0
     }
 
     /// Number of failed spans.
     pub fn error_count(&self) -> usize {
-        self.entry.error_count as usize
+        self.assembly.error_count as usize
     }
 
     /// The root's start (the earliest start if there is no root).
     pub fn start_ns(&self) -> u64 {
-        self.entry.start_ns
+        self.assembly.start_ns
     }
 
     /// The root's duration (first start to last end if there is no root).
     pub fn duration_ms(&self) -> f64 {
-        self.entry.duration_ms
+        self.assembly.duration_ms
     }
 
     /// Each span's children's positions, by start time.
     pub fn children(&self) -> Vec<Vec<usize>> {
         let mut children = vec![Vec::new(); self.span_count()];
-        for (child, &parent) in self.entry.parents.iter().enumerate() {
+        for (child, &parent) in self.assembly.parents.iter().enumerate() {
             if parent != NO_PARENT {
                 children[parent as usize].push(child);
             }
@@ -344,7 +297,7 @@ impl<'a> TraceView<'a> {
         let root = self.root_position();
         root.into_iter()
             .chain(
-                self.entry
+                self.assembly
                     .parents
                     .iter()
                     .enumerate()
@@ -355,12 +308,12 @@ impl<'a> TraceView<'a> {
     }
 
     /// The trace's headline fields without its spans.
-    pub fn summary(&self) -> TraceSummaryView<'a> {
-        TraceSummaryView {
+    pub fn headline(&self) -> TraceHeadline {
+        TraceHeadline {
             trace_id: self.trace_id(),
             root_span_id: self.root().map(|r| r.span_id),
-            service: self.service(),
-            operation: self.operation(),
+            service: self.service().into(),
+            operation: self.operation().into(),
             status: self.status(),
             start_ns: self.start_ns(),
             duration_ms: self.duration_ms(),
@@ -382,13 +335,13 @@ impl std::fmt::Debug for TraceView<'_> {
 
 /// A trace's headline fields; serialises to the trace dict minus `spans`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct TraceSummaryView<'a> {
+pub struct TraceHeadline {
     #[serde(serialize_with = "super::record::hex_trace_id")]
     pub trace_id: TraceId,
     #[serde(serialize_with = "super::record::hex_parent_id")]
     pub root_span_id: Option<SpanId>,
-    pub service: &'a str,
-    pub operation: &'a str,
+    pub service: CompactString,
+    pub operation: CompactString,
     pub status: &'static str,
     pub start_ns: u64,
     pub duration_ms: f64,
@@ -396,17 +349,17 @@ pub struct TraceSummaryView<'a> {
     pub error_count: usize,
 }
 
-/// The trace dict of DESIGN.md: the summary fields plus `spans`, each the
-/// JSONL record, by start time.
+/// The trace dict (README.md, "Analysis"): the headline fields plus
+/// `spans`, each the JSONL record, by start time.
 impl Serialize for TraceView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let s = self.summary();
+        let s = self.headline();
         let mut map = serializer.serialize_map(Some(10))?;
         map.serialize_entry("trace_id", s.trace_id.to_hex().as_str())?;
         let root_hex = s.root_span_id.map(|id| id.to_hex());
         map.serialize_entry("root_span_id", &root_hex.as_ref().map(|h| h.as_str()))?;
-        map.serialize_entry("service", s.service)?;
-        map.serialize_entry("operation", s.operation)?;
+        map.serialize_entry("service", &s.service)?;
+        map.serialize_entry("operation", &s.operation)?;
         map.serialize_entry("status", s.status)?;
         map.serialize_entry("start_ns", &s.start_ns)?;
         map.serialize_entry("duration_ms", &s.duration_ms)?;
@@ -505,12 +458,19 @@ pub(crate) mod tests {
         rows
     }
 
+    /// The trace `id` assembled from the rows of that trace among `rows`.
+    fn trace_of(rows: Vec<SpanRow>, id: u128) -> Trace {
+        let mut mine = rows.into_iter().filter(|r| r.trace_id == TraceId(id));
+        let mut trace = Trace::new(mine.next().unwrap());
+        mine.for_each(|r| trace.push(r));
+        trace
+    }
+
     #[test]
     fn assembles_a_multi_service_trace_from_shuffled_rows() {
         for seed in 1..20 {
-            let set = TraceSet::new(shuffled(checkout_rows(), seed));
-            assert_eq!(set.len(), 2);
-            let t = set.get(TraceId(1)).unwrap();
+            let trace = trace_of(shuffled(checkout_rows(), seed), 1);
+            let t = trace.view();
             assert_eq!(t.span_count(), 5);
             assert_eq!(t.root().unwrap().span_id, SpanId(1));
             assert_eq!(t.service(), "frontend");
@@ -533,9 +493,7 @@ pub(crate) mod tests {
             assert_eq!(t.parent_of(0), None);
             assert_eq!(t.children()[1], vec![2, 3]);
             assert_eq!(t.top_level(), vec![0]);
-            // Traces iterate by start time.
-            let ids: Vec<TraceId> = set.iter().map(|t| t.trace_id()).collect();
-            assert_eq!(ids, vec![TraceId(1), TraceId(2)]);
+            assert!(std::ptr::eq(t.trace(), &trace));
         }
     }
 
@@ -548,8 +506,8 @@ pub(crate) mod tests {
             row(1, 4, Some(7), "orders.create", "orders", 25, 90),
             row(1, 5, Some(4), "db.insert", "orders", 30, 80),
         ];
-        let set = TraceSet::new(rows);
-        let t = set.get(TraceId(1)).unwrap();
+        let trace = trace_of(rows, 1);
+        let t = trace.view();
         assert_eq!(t.root().unwrap().span_id, SpanId(2));
         assert_eq!(t.service(), "api");
         assert_eq!(t.duration_ms(), 90.0);
@@ -560,8 +518,8 @@ pub(crate) mod tests {
             row(3, 2, Some(99), "early orphan", "a", 0, 10),
             row(3, 1, None, "root", "b", 1, 50),
         ];
-        let set = TraceSet::new(rows);
-        let t = set.get(TraceId(3)).unwrap();
+        let trace = trace_of(rows, 3);
+        let t = trace.view();
         assert_eq!(t.operation(), "root");
         assert_eq!(t.top_level(), vec![1, 0]);
     }
@@ -573,69 +531,56 @@ pub(crate) mod tests {
             row(5, 2, Some(1), "b", "s", 15, 40),
             row(5, 3, Some(3), "self-parented", "s", 12, 13),
         ];
-        let set = TraceSet::new(rows);
-        let t = set.get(TraceId(5)).unwrap();
+        let trace = trace_of(rows, 5);
         // The self-parented span counts as having no parent in the trace.
-        assert_eq!(t.root().unwrap().span_id, SpanId(3));
+        assert_eq!(trace.view().root().unwrap().span_id, SpanId(3));
         let rows = vec![
             row(6, 1, Some(2), "a", "s", 10, 20),
             row(6, 2, Some(1), "b", "s", 15, 40),
         ];
-        let set = TraceSet::new(rows);
-        let t = set.get(TraceId(6)).unwrap();
+        let trace = trace_of(rows, 6);
+        let t = trace.view();
         assert!(t.root().is_none());
         assert_eq!(t.duration_ms(), 30.0);
         assert_eq!(t.operation(), "a");
         assert!(t.top_level().is_empty());
-        assert_eq!(t.summary().root_span_id, None);
+        assert_eq!(t.headline().root_span_id, None);
     }
 
     #[test]
-    fn duplicate_spans_are_kept_once() {
+    fn duplicate_spans_are_kept_once_first_arrival_wins() {
         let mut rows = checkout_rows();
-        rows.extend(checkout_rows());
-        let set = TraceSet::new(rows);
-        assert_eq!(set.duplicate_spans(), 6);
-        assert_eq!(set.rows().len(), 6);
-        assert_eq!(set.get(TraceId(1)).unwrap().span_count(), 5);
+        let mut again = checkout_rows();
+        again[2].name = "renamed".into();
+        rows.extend(again);
+        let trace = trace_of(rows, 1);
+        assert_eq!(trace.stored_spans(), 10);
+        let t = trace.view();
+        assert_eq!(t.duplicate_spans(), 5);
+        assert_eq!(t.span_count(), 5);
+        assert!(t.spans().all(|s| s.name != "renamed"));
     }
 
     #[test]
-    fn slow_and_error_traces() {
-        let mut rows = checkout_rows();
-        rows.push(failed(row(3, 1, None, "late", "api", 500, 530), "E", "x"));
-        let set = TraceSet::new(rows);
-        let slow: Vec<u128> = set
-            .slow_traces(30.0)
-            .iter()
-            .map(|t| t.trace_id().0)
-            .collect();
-        assert_eq!(slow, vec![1, 3]);
-        assert_eq!(set.slow_traces(0.0).len(), 3);
-        assert!(set.slow_traces(1000.0).is_empty());
-        let failed: Vec<u128> = set
-            .error_traces(None)
-            .iter()
-            .map(|t| t.trace_id().0)
-            .collect();
-        assert_eq!(failed, vec![3, 1]);
-        assert_eq!(set.error_traces(Some(1)).len(), 1);
-        assert!(set.error_traces(Some(0)).is_empty());
-    }
-
-    #[test]
-    fn lookup_by_hex() {
-        let set = TraceSet::new(checkout_rows());
-        let hex = TraceId(1).to_hex();
-        assert_eq!(set.get_hex(hex.as_str()).unwrap().span_count(), 5);
-        assert!(set.get_hex("not-an-id").is_none());
-        assert!(set.get_hex(TraceId(77).to_hex().as_str()).is_none());
+    fn assembly_follows_every_change() {
+        let mut trace = Trace::new(row(1, 3, Some(2), "grandchild", "s", 20, 30));
+        assert_eq!(trace.view().operation(), "grandchild");
+        trace.push(row(1, 2, Some(1), "child", "s", 10, 40));
+        assert_eq!(trace.view().operation(), "child");
+        assert_eq!(trace.view().parent_of(1), Some(0));
+        trace.push(failed(row(1, 1, None, "root", "s", 0, 50), "E", "m"));
+        let t = trace.view();
+        assert_eq!(
+            (t.operation(), t.span_count(), t.error_count()),
+            ("root", 3, 1)
+        );
+        assert_eq!(t.children()[0], vec![1]);
     }
 
     #[test]
     fn serialises_to_the_trace_dict() {
-        let set = TraceSet::new(checkout_rows());
-        let v = serde_json::to_value(set.get(TraceId(1)).unwrap()).unwrap();
+        let trace = trace_of(checkout_rows(), 1);
+        let v = serde_json::to_value(&trace).unwrap();
         assert_eq!(v["trace_id"], TraceId(1).to_hex().as_str());
         assert_eq!(v["root_span_id"], SpanId(1).to_hex().as_str());
         assert_eq!(v["service"], "frontend");
@@ -646,8 +591,20 @@ pub(crate) mod tests {
         assert_eq!(v["error_count"], 1);
         assert_eq!(v["spans"].as_array().unwrap().len(), 5);
         assert_eq!(v["spans"][4]["error"]["type"], "TimeoutError");
-        let summary = serde_json::to_value(set.get(TraceId(2)).unwrap().summary()).unwrap();
-        assert_eq!(summary["status"], "ok");
-        assert!(summary.get("spans").is_none());
+        let health = trace_of(checkout_rows(), 2);
+        let headline = serde_json::to_value(health.view().headline()).unwrap();
+        assert_eq!(headline["status"], "ok");
+        assert!(headline.get("spans").is_none());
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        let mut headline_keys: Vec<&str> = headline
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .chain(["spans"])
+            .collect();
+        headline_keys.sort();
+        assert_eq!(keys, headline_keys);
     }
 }

@@ -20,7 +20,7 @@ use super::traces::TraceView;
 const MAX_MESSAGE_CHARS: usize = 120;
 
 /// Renders `trace` as a tree (no trailing newline).
-pub fn render_tree(trace: &TraceView<'_>) -> String {
+pub(crate) fn render_tree(trace: &TraceView<'_>) -> String {
     let mut out = String::new();
     let spans = trace.span_count();
     let _ = write!(
@@ -115,7 +115,7 @@ fn write_span_line(out: &mut String, span: &SpanRow, total_ms: f64) {
 }
 
 /// Milliseconds with one decimal, or three below a millisecond.
-pub fn format_ms(ms: f64) -> String {
+pub(crate) fn format_ms(ms: f64) -> String {
     if ms >= 1.0 {
         format!("{ms:.1}ms")
     } else {
@@ -127,13 +127,13 @@ pub fn format_ms(ms: f64) -> String {
 mod tests {
     use super::*;
     use crate::analysis::traces::tests::{checkout_rows, failed, row, shuffled};
-    use crate::analysis::traces::TraceSet;
     use crate::ids::TraceId;
+    use crate::query::TraceStore;
 
     #[test]
     fn renders_the_checkout_trace_exactly() {
-        let set = TraceSet::new(shuffled(checkout_rows(), 11));
-        let text = render_tree(&set.get(TraceId(1)).unwrap());
+        let set = TraceStore::from_iter(shuffled(checkout_rows(), 11));
+        let text = render_tree(&set.get(TraceId(1)).unwrap().view());
         let expected = "\
 Trace 00000000000000000000000000000001 (5 spans, 100.0ms)
 └─ GET /checkout (frontend) - 100.0ms (100.0%)
@@ -156,8 +156,8 @@ Trace 00000000000000000000000000000001 (5 spans, 100.0ms)
             quick,
             failed(row(1, 6, Some(3), "c", "db", 11, 29), "E", ""),
         ];
-        let set = TraceSet::new(rows);
-        let text = render_tree(&set.get(TraceId(1)).unwrap());
+        let set = TraceStore::from_iter(rows);
+        let text = render_tree(&set.get(TraceId(1)).unwrap().view());
         let expected = "\
 Trace 00000000000000000000000000000001 (6 spans, 40.0ms)
 ├─ GET / (api) - 40.0ms (100.0%)
@@ -177,8 +177,8 @@ Trace 00000000000000000000000000000001 (6 spans, 40.0ms)
             "ValueError",
             &long,
         )];
-        let set = TraceSet::new(rows);
-        let text = render_tree(&set.get(TraceId(2)).unwrap());
+        let set = TraceStore::from_iter(rows);
+        let text = render_tree(&set.get(TraceId(2)).unwrap().view());
         assert!(text.starts_with("Trace 00000000000000000000000000000002 (1 span, 5.0ms)\n"));
         assert!(text.ends_with(&format!("ValueError: {}…", "x".repeat(120))));
 
@@ -186,8 +186,8 @@ Trace 00000000000000000000000000000001 (6 spans, 40.0ms)
             row(6, 1, Some(2), "a", "s", 10, 20),
             row(6, 2, Some(1), "b", "s", 15, 40),
         ];
-        let set = TraceSet::new(cycle);
-        let text = render_tree(&set.get(TraceId(6)).unwrap());
+        let set = TraceStore::from_iter(cycle);
+        let text = render_tree(&set.get(TraceId(6)).unwrap().view());
         assert_eq!(text.lines().count(), 3, "{text}");
         assert!(text.contains("a (s)") && text.contains("b (s)"));
     }

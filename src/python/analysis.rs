@@ -1,10 +1,12 @@
 //! `analyze(path)` and `Analysis`: the file analysis engine
-//! ([`crate::analysis`]) as Python objects, plus `operation_stats(path)`,
-//! the streaming per-operation table behind `ferrotrace stats`.
+//! and the query layer ([`crate::query`]) as Python objects, plus
+//! `operation_stats(path)`, the streaming per-operation table behind
+//! `ferrotrace stats`.
 //!
-//! Results cross into Python as plain dicts and lists with the DESIGN.md
-//! keys: the engine's types serialise themselves (with the GIL released)
-//! into `serde_json::Value`s, which [`to_py`] turns into Python objects.
+//! Results cross into Python as plain dicts and lists with the keys the
+//! README documents: the engine's types serialise themselves (with the GIL
+//! released) into `serde_json::Value`s, which [`json_to_py`] turns into
+//! Python objects.
 //!
 //! Reading happens on the engine's reader threads with the GIL released.
 //! So that Ctrl-C still interrupts a long read, and so the command line can
@@ -17,16 +19,15 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::PyDict;
 use serde::Serialize;
-use serde_json::Value;
 
-use crate::analysis::{
-    Analysis, AnalysisError, Precision, ReadProgress, ReadReport, StatsOnly, TraceView,
-};
+use crate::analysis::{AnalysisError, Precision, ReadProgress, ReadReport, StatsOnly};
+use crate::query::{Analysis, OperationQuery, TraceQueries, TraceQuery};
 
+use super::query::{limit_arg, query_error, serialize, tags_arg, time_arg, trace_id_arg};
 use super::values::json_to_py;
 
 /// How often a read in progress checks for Ctrl-C and reports progress.
@@ -59,20 +60,26 @@ pub fn analyze(py: Python<'_>, path: PathBuf, progress: Option<Py<PyAny>>) -> Py
 
 /// Per-(service, operation) statistics streamed from the span files under
 /// `path` without keeping the spans: a dict with `operations` (list of
-/// dicts, most total time first; `self_ms` and `time_share` are None, as
-/// they need whole traces), `precision` ("exact" or "sketch") and `report`.
+/// dicts; `self_ms` and `time_share` are None, as they need whole traces),
+/// `precision` ("exact" or "sketch") and `report`.
 ///
 /// `exact=True` keeps every duration (8 bytes a span) for exact
 /// nearest-rank percentiles; `exact=False` keeps one quantile sketch per
-/// operation (bounded memory, percentiles within 1%).
+/// operation (bounded memory, percentiles within 1%). `service`, `sort` and
+/// `limit` select rows as `Analysis.operations` does.
 #[pyfunction]
-#[pyo3(signature = (path, *, exact = true, progress = None))]
+#[pyo3(signature = (path, *, exact = true, progress = None, service = None, sort = "total", limit = None))]
+#[allow(clippy::too_many_arguments)]
 pub fn operation_stats<'py>(
     py: Python<'py>,
     path: PathBuf,
     exact: bool,
     progress: Option<Py<PyAny>>,
+    service: Option<String>,
+    sort: &str,
+    limit: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let query = operation_query(service, sort, limit)?;
     let precision = if exact {
         Precision::Exact
     } else {
@@ -81,12 +88,33 @@ pub fn operation_stats<'py>(
     let stats = watched_read(py, progress.as_ref(), |watch| {
         StatsOnly::open_with(&path, precision, watch)
     })?;
-    let operations = py.detach(|| serialize(&stats.operations()))?;
+    let operations = py.detach(|| serialize(&query.apply(stats.operations())))?;
     let result = PyDict::new(py);
     result.set_item("operations", json_to_py(py, &operations)?)?;
     result.set_item("precision", if exact { "exact" } else { "sketch" })?;
     result.set_item("report", report_dict(py, stats.report(), 0)?)?;
     Ok(result)
+}
+
+fn operation_query(
+    service: Option<String>,
+    sort: &str,
+    limit: Option<&Bound<'_, PyAny>>,
+) -> PyResult<OperationQuery> {
+    Ok(OperationQuery {
+        service,
+        order: sort.parse().map_err(query_error)?,
+        limit: limit_arg(limit)?,
+    })
+}
+
+/// Runs a query without the GIL and converts its result.
+fn answer<'py, T: Serialize>(
+    py: Python<'py>,
+    query: impl FnOnce() -> T + Send,
+) -> PyResult<Bound<'py, PyAny>> {
+    let value = py.detach(|| serialize(&query()))?;
+    json_to_py(py, &value)
 }
 
 #[pymethods]
@@ -99,9 +127,8 @@ impl AnalysisPy {
         py: Python<'py>,
         trace_id: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let trace_id = trace_id_arg(trace_id)?;
-        let value = py.detach(|| self.inner.get_trace(&trace_id).map(|t| serialize(&t)));
-        optional(py, value)
+        let id = trace_id_arg(trace_id)?;
+        answer(py, || id.and_then(|id| self.inner.get_trace(id)))
     }
 
     /// Exact nearest-rank latency stats (ms) of span durations, optionally
@@ -114,14 +141,10 @@ impl AnalysisPy {
         operation: Option<String>,
         service: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let value = py.detach(|| {
-            serialize(
-                &self
-                    .inner
-                    .latency_stats(operation.as_deref(), service.as_deref()),
-            )
-        })?;
-        json_to_py(py, &value)
+        answer(py, || {
+            self.inner
+                .latency_stats(operation.as_deref(), service.as_deref())
+        })
     }
 
     /// Traces with at least one failed span (trace dicts), most recent
@@ -130,49 +153,56 @@ impl AnalysisPy {
     fn error_traces<'py>(
         &self,
         py: Python<'py>,
-        limit: Option<i64>,
+        limit: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let limit = match limit {
-            Some(n) if n < 0 => {
-                return Err(PyValueError::new_err(format!(
-                    "limit must be None or a non-negative int, not {n}"
-                )))
-            }
-            Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
-            None => None,
-        };
-        let value = py.detach(|| serialize(&self.inner.error_traces(limit)))?;
-        json_to_py(py, &value)
+        let limit = limit_arg(limit)?;
+        answer(py, || self.inner.error_traces(limit))
     }
 
     /// Traces that took at least `threshold_ms` (trace dicts), slowest first.
     fn slow_traces<'py>(&self, py: Python<'py>, threshold_ms: f64) -> PyResult<Bound<'py, PyAny>> {
-        let threshold_ms = milliseconds_arg("threshold_ms", threshold_ms)?;
-        let value = py.detach(|| serialize(&self.inner.slow_traces(threshold_ms)))?;
+        let value = py.detach(|| match self.inner.slow_traces(threshold_ms) {
+            Ok(traces) => serialize(&traces),
+            Err(err) => Err(query_error(err)),
+        })?;
         json_to_py(py, &value)
     }
 
     /// Calls between services: `{"caller", "callee", "calls"}` dicts,
     /// sorted by caller then callee.
     fn service_dependencies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let value = py.detach(|| serialize(&self.inner.service_dependencies()))?;
-        json_to_py(py, &value)
+        answer(py, || self.inner.service_dependencies())
     }
 
-    /// Per-(service, operation) statistics, most total time first: `count`,
-    /// `error_count`, `error_rate`, `min`/`max`/`avg`/`p50`/`p95`/`p99`,
-    /// `total_ms`, `self_ms` and `time_share`.
-    fn operations<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let value = py.detach(|| serialize(&self.inner.operations()))?;
-        json_to_py(py, &value)
+    /// Per-(service, operation) statistics: `count`, `error_count`,
+    /// `error_rate`, `min`/`max`/`avg`/`p50`/`p95`/`p99`, `total_ms`,
+    /// `self_ms` and `time_share`. Only `service`'s if given; `sort` is
+    /// "total" (most total time first, the default), "count", "errors",
+    /// "p50", "p95", "p99", "self" or "name"; at most `limit` rows.
+    #[pyo3(signature = (*, service = None, sort = "total", limit = None))]
+    fn operations<'py>(
+        &self,
+        py: Python<'py>,
+        service: Option<String>,
+        sort: &str,
+        limit: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let query = operation_query(service, sort, limit)?;
+        answer(py, || self.inner.operations(&query))
     }
 
     /// Failed spans grouped by fingerprint (exception type, message with
     /// numbers, ids and quoted values normalised, service and operation),
-    /// most frequent first.
-    fn error_groups<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let value = py.detach(|| serialize(&self.inner.error_groups()))?;
-        json_to_py(py, &value)
+    /// most frequent first; only `service`'s if given, at most `limit`.
+    #[pyo3(signature = (*, service = None, limit = None))]
+    fn error_groups<'py>(
+        &self,
+        py: Python<'py>,
+        service: Option<String>,
+        limit: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let limit = limit_arg(limit)?;
+        answer(py, || self.inner.error_groups(service.as_deref(), limit))
     }
 
     /// The chain of span segments that determined the trace's end-to-end
@@ -182,23 +212,26 @@ impl AnalysisPy {
         py: Python<'py>,
         trace_id: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let trace_id = trace_id_arg(trace_id)?;
-        let value = py.detach(|| self.inner.critical_path(&trace_id).map(|p| serialize(&p)));
-        optional(py, value)
+        let id = trace_id_arg(trace_id)?;
+        answer(py, || id.and_then(|id| self.inner.critical_path(id)))
     }
 
     /// The trace drawn as a text tree; None if there is no such trace.
     fn render_tree(&self, py: Python<'_>, trace_id: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
-        let trace_id = trace_id_arg(trace_id)?;
-        Ok(py.detach(|| self.inner.render_tree(&trace_id)))
+        let id = trace_id_arg(trace_id)?;
+        Ok(py.detach(|| id.and_then(|id| self.inner.render_tree(id))))
     }
 
     /// Trace summaries (trace dicts without `spans`) matching every filter
-    /// given: a span of `service`; a span named `operation` (of `service`,
-    /// if given too); failed (`errors=True`); at least `min_duration_ms`
-    /// long. `order` is "recent" (latest start first) or "slowest".
+    /// given. One span must have all of `service`, `operation` and `tags`
+    /// (attribute values compared as text; `error` and `span.kind` work as
+    /// tags too); the trace (its root) must last between `min_duration_ms`
+    /// and `max_duration_ms` and start between `start_ns` and `end_ns`
+    /// (Unix ns); `errors=True` keeps failed traces only. `order` is
+    /// "recent" (latest start first) or "slowest"; at most `limit`.
     #[pyo3(signature = (
-        *, service = None, operation = None, errors = false, min_duration_ms = None,
+        *, service = None, operation = None, tags = None, errors = false,
+        min_duration_ms = None, max_duration_ms = None, start_ns = None, end_ns = None,
         limit = None, order = "recent"
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -207,57 +240,30 @@ impl AnalysisPy {
         py: Python<'py>,
         service: Option<String>,
         operation: Option<String>,
+        tags: Option<&Bound<'py, PyAny>>,
         errors: bool,
         min_duration_ms: Option<f64>,
-        limit: Option<i64>,
+        max_duration_ms: Option<f64>,
+        start_ns: Option<&Bound<'py, PyAny>>,
+        end_ns: Option<&Bound<'py, PyAny>>,
+        limit: Option<&Bound<'py, PyAny>>,
         order: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let min_duration_ms = match min_duration_ms {
-            Some(ms) => milliseconds_arg("min_duration_ms", ms)?,
-            None => f64::NEG_INFINITY,
+        let query = TraceQuery {
+            service,
+            operation,
+            tags: tags_arg(tags)?,
+            min_duration_ms,
+            max_duration_ms,
+            start_ns: time_arg("start_ns", start_ns)?,
+            end_ns: time_arg("end_ns", end_ns)?,
+            errors_only: errors,
+            order: order.parse().map_err(query_error)?,
+            limit: limit_arg(limit)?,
         };
-        let slowest_first = match order {
-            "recent" => false,
-            "slowest" => true,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "order must be \"recent\" or \"slowest\", not {other:?}"
-                )))
-            }
-        };
-        let limit = match limit {
-            Some(n) if n < 0 => {
-                return Err(PyValueError::new_err(format!(
-                    "limit must be None or a non-negative int, not {n}"
-                )))
-            }
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-            None => usize::MAX,
-        };
-        let value = py.detach(|| {
-            let matches = |t: &TraceView<'_>| {
-                (!errors || t.is_error())
-                    && t.duration_ms() >= min_duration_ms
-                    && (service.is_none() && operation.is_none()
-                        || t.spans().any(|s| {
-                            service.as_deref().is_none_or(|v| s.service == v)
-                                && operation.as_deref().is_none_or(|v| s.name == v)
-                        }))
-            };
-            let mut found: Vec<TraceView<'_>> =
-                self.inner.traces().iter().filter(matches).collect();
-            if slowest_first {
-                found.sort_by(|a, b| {
-                    b.duration_ms()
-                        .total_cmp(&a.duration_ms())
-                        .then(b.start_ns().cmp(&a.start_ns()))
-                });
-            } else {
-                found.reverse();
-            }
-            found.truncate(limit);
-            let summaries: Vec<_> = found.iter().map(|t| t.summary()).collect();
-            serialize(&summaries)
+        let value = py.detach(|| match self.inner.find_traces(&query) {
+            Ok(found) => serialize(&found),
+            Err(err) => Err(query_error(err)),
         })?;
         json_to_py(py, &value)
     }
@@ -269,7 +275,7 @@ impl AnalysisPy {
         let dict = report_dict(
             py,
             self.inner.report(),
-            self.inner.traces().duplicate_spans(),
+            self.inner.store().duplicate_spans(),
         )?;
         dict.set_item("path", self.path.to_string_lossy().as_ref())?;
         Ok(dict)
@@ -312,40 +318,6 @@ impl AnalysisPy {
             self.inner.trace_count(),
             self.inner.report().files,
         )
-    }
-}
-
-/// A trace id argument: a str (anything else is a TypeError). An invalid
-/// id is not an error: no trace has it.
-fn trace_id_arg(obj: &Bound<'_, PyAny>) -> PyResult<String> {
-    match obj.cast::<PyString>() {
-        Ok(s) => Ok(s.to_cow()?.into_owned()),
-        Err(_) => Err(PyTypeError::new_err(format!(
-            "trace_id must be a str of 32 hex digits, not {}",
-            obj.get_type().name()?
-        ))),
-    }
-}
-
-/// A duration threshold: a number of milliseconds, not negative, not NaN.
-fn milliseconds_arg(name: &str, ms: f64) -> PyResult<f64> {
-    if ms.is_nan() || ms < 0.0 {
-        return Err(PyValueError::new_err(format!(
-            "{name} must be a non-negative number of milliseconds, not {ms}"
-        )));
-    }
-    Ok(ms)
-}
-
-fn serialize<T: Serialize + ?Sized>(value: &T) -> PyResult<Value> {
-    serde_json::to_value(value)
-        .map_err(|e| PyValueError::new_err(format!("cannot convert analysis result: {e}")))
-}
-
-fn optional<'py>(py: Python<'py>, value: Option<PyResult<Value>>) -> PyResult<Bound<'py, PyAny>> {
-    match value {
-        Some(value) => json_to_py(py, &value?),
-        None => Ok(py.None().into_bound(py)),
     }
 }
 

@@ -10,6 +10,7 @@ mod logging;
 mod options;
 mod propagation;
 mod provider;
+mod query;
 mod span;
 mod span_context;
 mod traced;

@@ -1,24 +1,25 @@
 //! `Tracer`: the Python face of a provider (`provider.rs`): configuration,
 //! span creation, flush/shutdown/metrics, and the in-process queries.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use compact_str::CompactString;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
-use crate::analysis::{DependencyEdge, SpanRow, TraceSet};
+use crate::analysis::merge_dependencies;
 use crate::collector::Collector;
 use crate::ids::TraceId;
 use crate::live::LiveAnalysis;
 use crate::options;
+use crate::query::TraceQueries;
 
 use super::convert;
 use super::fork;
 use super::logging;
 use super::options as option_args;
 use super::provider::{self, Parent, TracerCore};
+use super::query;
 use super::span::{parse_kind, SpanPy};
 use super::values;
 
@@ -43,23 +44,6 @@ impl TracerPy {
 }
 
 const QUERY_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-fn trace_dict(py: Python<'_>, rows: Vec<SpanRow>) -> PyResult<Bound<'_, PyAny>> {
-    let traces = TraceSet::new(rows);
-    let dict = match traces.iter().next() {
-        Some(view) => values::to_py(py, &view)?,
-        None => py.None().into_bound(py),
-    };
-    Ok(dict)
-}
-
-fn trace_list(py: Python<'_>, traces: Vec<Vec<SpanRow>>) -> PyResult<Bound<'_, PyList>> {
-    let list = PyList::empty(py);
-    for rows in traces {
-        list.append(trace_dict(py, rows)?)?;
-    }
-    Ok(list)
-}
 
 #[pymethods]
 impl TracerPy {
@@ -220,8 +204,8 @@ impl TracerPy {
         let Some(id) = TraceId::from_hex(trace_id) else {
             return Ok(None);
         };
-        let rows = self.query(py, |live| live.trace_rows(id));
-        rows.map(|rows| trace_dict(py, rows)).transpose()
+        let trace = self.query(py, |live| live.get_trace(id).map(Cow::into_owned));
+        trace.map(|t| values::to_py(py, &t)).transpose()
     }
 
     /// count, min, max, avg, p50, p95, p99 (ms) over every span finished
@@ -242,21 +226,24 @@ impl TracerPy {
     fn error_traces<'py>(
         &self,
         py: Python<'py>,
-        limit: Option<usize>,
+        limit: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let traces = self.query(py, |live| live.error_trace_rows(limit));
-        trace_list(py, traces)
+        let limit = query::limit_arg(limit)?;
+        // Under the writer's lock only pointers are copied; the records
+        // become rows after it is released.
+        let traces = self.query(py, |live| live.trace_snapshot());
+        let value = py.detach(|| query::serialize(&traces.into_store().error_traces(limit)))?;
+        Ok(values::json_to_py(py, &value)?.cast_into::<PyList>()?)
     }
 
-    /// Recent traces that took at least `threshold_ms`, most recent first.
+    /// Recent traces that took at least `threshold_ms`, slowest first.
     fn slow_traces<'py>(&self, py: Python<'py>, threshold_ms: f64) -> PyResult<Bound<'py, PyList>> {
-        if !threshold_ms.is_finite() || threshold_ms < 0.0 {
-            return Err(PyValueError::new_err(format!(
-                "threshold_ms must be a finite number >= 0, got {threshold_ms}"
-            )));
-        }
-        let traces = self.query(py, |live| live.slow_trace_rows(threshold_ms));
-        trace_list(py, traces)
+        let traces = self.query(py, |live| live.trace_snapshot());
+        let value = py.detach(|| match traces.into_store().slow_traces(threshold_ms) {
+            Ok(found) => query::serialize(&found),
+            Err(err) => Err(query::query_error(err)),
+        })?;
+        Ok(values::json_to_py(py, &value)?.cast_into::<PyList>()?)
     }
 
     /// Caller -> callee service edges with call counts, over every tracer in
@@ -268,21 +255,11 @@ impl TracerPy {
             for c in &collectors {
                 c.flush(QUERY_FLUSH_TIMEOUT);
             }
-            let mut edges: std::collections::BTreeMap<(CompactString, CompactString), u64> =
-                std::collections::BTreeMap::new();
-            for c in &collectors {
-                for e in c.with_analysis(|live| live.service_dependencies()) {
-                    *edges.entry((e.caller, e.callee)).or_default() += e.calls;
-                }
-            }
-            edges
-                .into_iter()
-                .map(|((caller, callee), calls)| DependencyEdge {
-                    caller,
-                    callee,
-                    calls,
-                })
-                .collect::<Vec<_>>()
+            merge_dependencies(
+                collectors
+                    .iter()
+                    .flat_map(|c| c.with_analysis(|live| live.service_dependencies())),
+            )
         });
         values::to_py(py, &merged)
     }
