@@ -21,8 +21,8 @@ pub mod sampling;
 pub mod sinks;
 pub mod span;
 pub mod trace_summary;
-pub mod warnings;
-pub mod writer;
+pub(crate) mod warnings;
+pub(crate) mod writer;
 
 #[cfg(feature = "python")]
 mod python;
