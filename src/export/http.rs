@@ -185,6 +185,14 @@ fn transport_error(e: ureq::Error) -> TransportError {
     match e {
         E::Timeout(_) => TransportError::Timeout,
         E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => TransportError::Timeout,
+        // A refused certificate comes back as an I/O error around rustls's.
+        E::Io(io)
+            if io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>()) =>
+        {
+            TransportError::Tls(io.to_string())
+        }
         E::ConnectionFailed | E::HostNotFound | E::Io(_) | E::ConnectProxyFailed(_) => {
             TransportError::Connect(e.to_string())
         }

@@ -174,3 +174,72 @@ impl Sink for OtlpExporter {
         delivery
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::otlp_model::tests::{full_record, resource};
+    use std::time::Duration;
+
+    fn batch(n: usize) -> Batch {
+        Batch {
+            spans: (0..n).map(|_| triomphe::Arc::new(full_record())).collect(),
+            summaries: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_blackholed_endpoint_returns_by_the_shutdown_deadline() {
+        // The kernel completes the handshake into the listen backlog; no
+        // one ever reads the request or answers it.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let config = OtlpConfig {
+            endpoint: format!("http://{}/v1/traces", listener.local_addr().unwrap()),
+            timeout: Duration::from_secs(60),
+            ..OtlpConfig::default()
+        };
+        let mut exporter = OtlpExporter::new(config, Arc::new(resource())).unwrap();
+        let control = SinkControl::default();
+        control.stop_by(Instant::now() + Duration::from_millis(300));
+        let start = Instant::now();
+        let delivery = exporter.deliver(&batch(3), &control);
+        assert_eq!((delivery.delivered, delivery.lost), (0, 3));
+        assert_eq!(delivery.error.unwrap().kind, "timeout");
+        // Bounded by the shutdown deadline, not the 60 s timeout (with
+        // slack for a loaded machine).
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_passed_deadline_loses_every_request_without_sending() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let config = OtlpConfig {
+            endpoint: format!("http://{}/v1/traces", listener.local_addr().unwrap()),
+            ..OtlpConfig::default()
+        };
+        let mut exporter = OtlpExporter::new(config, Arc::new(resource()))
+            .unwrap()
+            .with_max_request_bytes(1);
+        let control = SinkControl::default();
+        control.stop_by(Instant::now());
+        let delivery = exporter.deliver(&batch(4), &control);
+        assert_eq!((delivery.delivered, delivery.lost), (0, 4));
+        assert!(listener.accept().is_err(), "no connection was made");
+    }
+
+    #[test]
+    fn an_empty_batch_sends_nothing() {
+        let config = OtlpConfig {
+            endpoint: "http://127.0.0.1:9/v1/traces".into(),
+            ..OtlpConfig::default()
+        };
+        let mut exporter = OtlpExporter::new(config, Arc::new(resource())).unwrap();
+        let delivery = exporter.deliver(&Batch::default(), &SinkControl::default());
+        assert_eq!(delivery, Delivery::default());
+    }
+}
