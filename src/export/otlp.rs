@@ -18,7 +18,7 @@ use crate::config::ConfigError;
 use crate::export::config::{OtlpConfig, OtlpProtocol};
 use crate::export::http::{HttpClient, HttpResponse};
 use crate::export::otlp_model::{
-    self, ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse, SpanPool,
     TraceRequestBuilder,
 };
 use crate::export::retry::{self, RetryPolicy};
@@ -31,6 +31,8 @@ pub struct OtlpExporter {
     client: HttpClient,
     retry: RetryPolicy,
     max_request_bytes: usize,
+    /// Mapped spans reused from one request to the next.
+    pool: SpanPool,
 }
 
 impl OtlpExporter {
@@ -51,6 +53,7 @@ impl OtlpExporter {
             client,
             retry: RetryPolicy::default(),
             max_request_bytes: MAX_REQUEST_BYTES,
+            pool: SpanPool::default(),
         })
     }
 
@@ -161,16 +164,20 @@ impl Sink for OtlpExporter {
         let resource = Arc::clone(&self.resource);
         let mut builder = TraceRequestBuilder::new();
         for record in &batch.spans {
-            let span = otlp_model::span(record);
+            let span = self.pool.map(record);
             let len = span.encoded_len();
             if builder.span_count() > 0 && builder.encoded_len() + len > limit {
                 let n = builder.span_count() as u64;
-                self.send(&builder.build(), n, deadline, control, &mut delivery);
+                let request = builder.build();
+                self.send(&request, n, deadline, control, &mut delivery);
+                self.pool.recycle(request);
             }
             builder.push(&resource, record.scope.as_deref(), span);
         }
         let n = builder.span_count() as u64;
-        self.send(&builder.build(), n, deadline, control, &mut delivery);
+        let request = builder.build();
+        self.send(&request, n, deadline, control, &mut delivery);
+        self.pool.recycle(request);
         delivery
     }
 }

@@ -261,33 +261,46 @@ pub const DEFAULT_SCOPE_NAME: &str = "ferrotrace";
 
 /// Maps one finished span.
 pub fn span(r: &SpanRecord) -> Span {
-    let mut events: Vec<Event> = r.events.iter().map(event).collect();
-    if let Some(error) = r.error.as_deref() {
-        if !r.events.iter().any(|e| e.name == "exception") {
-            events.push(exception_event(error, r.end_ns()));
-        }
+    let mut s = Span::default();
+    span_into(r, &mut s);
+    s
+}
+
+/// Maps one finished span into `s`, reusing the strings and vectors it
+/// already holds: an exporter recycles each request's spans into the next
+/// (see [`SpanPool`]), so steady-state mapping allocates next to nothing.
+pub fn span_into(r: &SpanRecord, s: &mut Span) {
+    set_bytes(&mut s.trace_id, &r.trace_id.0.to_be_bytes());
+    set_bytes(&mut s.span_id, &r.span_id.0.to_be_bytes());
+    set_string(
+        &mut s.trace_state,
+        r.tracestate.as_deref().unwrap_or_default(),
+    );
+    match r.parent_id {
+        Some(p) => set_bytes(&mut s.parent_span_id, &p.0.to_be_bytes()),
+        None => s.parent_span_id.clear(),
     }
-    Span {
-        trace_id: r.trace_id.0.to_be_bytes().to_vec(),
-        span_id: r.span_id.0.to_be_bytes().to_vec(),
-        trace_state: r.tracestate.as_deref().unwrap_or_default().to_string(),
-        parent_span_id: r
-            .parent_id
-            .map(|p| p.0.to_be_bytes().to_vec())
-            .unwrap_or_default(),
-        flags: span_flags(r.sampled, r.remote_parent),
-        name: r.name.to_string(),
-        kind: kind(r.kind) as i32,
-        start_time_unix_nano: r.start_ns,
-        end_time_unix_nano: r.end_ns(),
-        attributes: key_values(&r.attributes),
-        dropped_attributes_count: r.attributes.dropped,
-        events,
-        dropped_events_count: r.dropped_events,
-        links: r.links.iter().map(link).collect(),
-        dropped_links_count: r.dropped_links,
-        status: status(r),
-    }
+    s.flags = span_flags(r.sampled, r.remote_parent);
+    set_string(&mut s.name, &r.name);
+    s.kind = kind(r.kind) as i32;
+    s.start_time_unix_nano = r.start_ns;
+    s.end_time_unix_nano = r.end_ns();
+    set_key_values(&mut s.attributes, r.attributes.iter());
+    s.dropped_attributes_count = r.attributes.dropped;
+    let exception = r
+        .error
+        .as_deref()
+        .filter(|_| !r.events.iter().any(|e| e.name == "exception"))
+        .map(|error| EventSource::Exception(error, r.end_ns()));
+    fill(
+        &mut s.events,
+        r.events.iter().map(EventSource::Recorded).chain(exception),
+        event_into,
+    );
+    s.dropped_events_count = r.dropped_events;
+    fill(&mut s.links, r.links.iter(), link_into);
+    s.dropped_links_count = r.dropped_links;
+    s.status = status(r);
 }
 
 pub fn kind(kind: SpanKind) -> SpanKindProto {
@@ -342,16 +355,46 @@ pub fn status_description(r: &SpanRecord) -> Option<&str> {
     }
 }
 
-fn event(e: &SpanEvent) -> Event {
-    let mut attributes = key_values(&e.attributes);
-    if let Some(level) = event_level(e) {
-        attributes.push(key_value("level", &AttrValue::Str(level.into())));
-    }
-    Event {
-        time_unix_nano: e.ts_ns,
-        name: e.name.to_string(),
-        attributes,
-        dropped_attributes_count: e.attributes.dropped,
+/// What becomes an OTLP event: one the span recorded, or its error.
+enum EventSource<'a> {
+    Recorded(&'a SpanEvent),
+    /// The error and the span's end time.
+    Exception(&'a ErrorInfo, u64),
+}
+
+fn event_into(dst: &mut Event, source: EventSource<'_>) {
+    match source {
+        EventSource::Recorded(e) => {
+            dst.time_unix_nano = e.ts_ns;
+            set_string(&mut dst.name, &e.name);
+            let level = event_level(e).map(|l| AttrValue::Str(l.into()));
+            set_key_values(
+                &mut dst.attributes,
+                e.attributes
+                    .iter()
+                    .chain(level.as_ref().map(|l| ("level", l))),
+            );
+            dst.dropped_attributes_count = e.attributes.dropped;
+        }
+        EventSource::Exception(error, at_ns) => {
+            // The OpenTelemetry `exception` event.
+            dst.time_unix_nano = at_ns;
+            set_string(&mut dst.name, "exception");
+            fill(
+                &mut dst.attributes,
+                exception_attributes(error),
+                |kv, (k, v)| {
+                    set_string(&mut kv.key, k);
+                    match kv.value.get_or_insert_with(AnyValue::default) {
+                        AnyValue {
+                            value: Some(Value::StringValue(s)),
+                        } => set_string(s, v),
+                        other => other.value = Some(Value::StringValue(v.to_string())),
+                    }
+                },
+            );
+            dst.dropped_attributes_count = 0;
+        }
     }
 }
 
@@ -360,25 +403,6 @@ fn event(e: &SpanEvent) -> Event {
 pub fn event_level(e: &SpanEvent) -> Option<&str> {
     (e.level != "info" && !e.level.is_empty() && e.attributes.get("level").is_none())
         .then_some(e.level.as_str())
-}
-
-/// The OpenTelemetry `exception` event for an error recorded on a span.
-fn exception_event(error: &ErrorInfo, at_ns: u64) -> Event {
-    let mut attributes = Vec::with_capacity(3);
-    for (key, value) in exception_attributes(error) {
-        attributes.push(KeyValue {
-            key: key.to_string(),
-            value: Some(AnyValue {
-                value: Some(Value::StringValue(value.to_string())),
-            }),
-        });
-    }
-    Event {
-        time_unix_nano: at_ns,
-        name: "exception".to_string(),
-        attributes,
-        dropped_attributes_count: 0,
-    }
 }
 
 /// The `exception.*` attributes of an error, in the semantic conventions'
@@ -393,15 +417,16 @@ pub fn exception_attributes(error: &ErrorInfo) -> impl Iterator<Item = (&'static
     .filter(|(_, v)| !v.is_empty())
 }
 
-fn link(l: &SpanLink) -> Link {
-    Link {
-        trace_id: l.trace_id.0.to_be_bytes().to_vec(),
-        span_id: l.span_id.0.to_be_bytes().to_vec(),
-        trace_state: l.tracestate.as_deref().unwrap_or_default().to_string(),
-        attributes: key_values(&l.attributes),
-        dropped_attributes_count: l.attributes.dropped,
-        flags: u32::from(l.sampled),
-    }
+fn link_into(dst: &mut Link, l: &SpanLink) {
+    set_bytes(&mut dst.trace_id, &l.trace_id.0.to_be_bytes());
+    set_bytes(&mut dst.span_id, &l.span_id.0.to_be_bytes());
+    set_string(
+        &mut dst.trace_state,
+        l.tracestate.as_deref().unwrap_or_default(),
+    );
+    set_key_values(&mut dst.attributes, l.attributes.iter());
+    dst.dropped_attributes_count = l.attributes.dropped;
+    dst.flags = u32::from(l.sampled);
 }
 
 pub fn key_values(attributes: &Attributes) -> Vec<KeyValue> {
@@ -418,16 +443,91 @@ pub fn key_value(key: &str, value: &AttrValue) -> KeyValue {
 /// Attribute values with their OpenTelemetry types. Ints beyond 64 bits
 /// reach here already as strings (the binding layer's rule).
 pub fn any_value(value: &AttrValue) -> AnyValue {
-    let value = match value {
-        AttrValue::Str(s) => Value::StringValue(s.to_string()),
-        AttrValue::Bool(b) => Value::BoolValue(*b),
-        AttrValue::Int(i) => Value::IntValue(*i),
-        AttrValue::Float(f) => Value::DoubleValue(*f),
-        AttrValue::List(items) => Value::ArrayValue(ArrayValue {
-            values: items.iter().map(any_value).collect(),
-        }),
-    };
-    AnyValue { value: Some(value) }
+    let mut v = AnyValue::default();
+    set_any_value(&mut v, value);
+    v
+}
+
+fn set_key_values<'v>(
+    dst: &mut Vec<KeyValue>,
+    src: impl Iterator<Item = (&'v str, &'v AttrValue)>,
+) {
+    fill(dst, src, |kv, (k, v)| {
+        set_string(&mut kv.key, k);
+        set_any_value(kv.value.get_or_insert_with(AnyValue::default), v);
+    });
+}
+
+fn set_any_value(dst: &mut AnyValue, value: &AttrValue) {
+    match (value, &mut dst.value) {
+        (AttrValue::Str(s), Some(Value::StringValue(d))) => set_string(d, s),
+        (AttrValue::List(items), Some(Value::ArrayValue(a))) => {
+            fill(&mut a.values, items.iter(), set_any_value);
+        }
+        (AttrValue::Str(s), slot) => *slot = Some(Value::StringValue(s.to_string())),
+        (AttrValue::Bool(b), slot) => *slot = Some(Value::BoolValue(*b)),
+        (AttrValue::Int(i), slot) => *slot = Some(Value::IntValue(*i)),
+        (AttrValue::Float(f), slot) => *slot = Some(Value::DoubleValue(*f)),
+        (AttrValue::List(items), slot) => {
+            *slot = Some(Value::ArrayValue(ArrayValue {
+                values: items.iter().map(any_value).collect(),
+            }))
+        }
+    }
+}
+
+/// Makes `dst` hold one element per item of `src`, reusing the elements
+/// (and their allocations) it already has.
+fn fill<T: Default, S>(
+    dst: &mut Vec<T>,
+    src: impl Iterator<Item = S>,
+    mut set: impl FnMut(&mut T, S),
+) {
+    let mut n = 0;
+    for item in src {
+        if n == dst.len() {
+            dst.push(T::default());
+        }
+        set(&mut dst[n], item);
+        n += 1;
+    }
+    dst.truncate(n);
+}
+
+fn set_string(dst: &mut String, src: &str) {
+    dst.clear();
+    dst.push_str(src);
+}
+
+fn set_bytes(dst: &mut Vec<u8>, src: &[u8]) {
+    dst.clear();
+    dst.extend_from_slice(src);
+}
+
+/// Mapped spans kept between requests so that their allocations are
+/// reused: [`take`](Self::take) one to map into, [`recycle`](Self::recycle)
+/// a sent request's.
+#[derive(Default)]
+pub struct SpanPool {
+    spare: Vec<Span>,
+}
+
+impl SpanPool {
+    /// Maps `record` into a recycled span (or a new one).
+    pub fn map(&mut self, record: &SpanRecord) -> Span {
+        let mut s = self.spare.pop().unwrap_or_default();
+        span_into(record, &mut s);
+        s
+    }
+
+    /// Keeps the spans of a request that is done with.
+    pub fn recycle(&mut self, request: ExportTraceServiceRequest) {
+        for rs in request.resource_spans {
+            for ss in rs.scope_spans {
+                self.spare.extend(ss.spans);
+            }
+        }
+    }
 }
 
 /// The OTLP form of ferrotrace's resource.
@@ -780,6 +880,36 @@ pub(crate) mod tests {
         });
         let s = span(&r);
         assert_eq!(s.events.iter().filter(|e| e.name == "exception").count(), 1);
+    }
+
+    #[test]
+    fn a_recycled_span_maps_like_a_new_one() {
+        let full = full_record();
+        let mut small = SpanRecord::new(TraceId(9), None, "small".into());
+        small.set_attribute("only".into(), AttrValue::Bool(true), &Limits::default());
+        small.set_attribute(
+            "tags".into(),
+            AttrValue::List(vec![AttrValue::Int(1)]),
+            &Limits::default(),
+        );
+        let mut pool = SpanPool::default();
+        let resource = resource();
+        for (first, second) in [(&full, &small), (&small, &full), (&full, &full)] {
+            let mut builder = TraceRequestBuilder::new();
+            builder.push(&resource, None, pool.map(first));
+            pool.recycle(builder.build());
+            let reused = pool.map(second);
+            assert_eq!(reused, span(second));
+            pool.recycle(ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    scope_spans: vec![ScopeSpans {
+                        spans: vec![reused],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            });
+        }
     }
 
     #[test]
