@@ -19,7 +19,7 @@
 //!
 //! Dependencies, chosen for build cost (every `pip install` from source
 //! compiles them): prost's derive instead of generated code (no protoc, no
-//! build.rs), flate2 on its pure-Rust backend, and ureq, a blocking HTTP
+//! build.rs), flate2 on zlib-rs (pure Rust, the fastest backend), and ureq, a blocking HTTP
 //! client, so no async runtime starts in every traced process. TLS is rustls
 //! with ring; Mozilla's roots (webpki-roots, like Python's certifi) unless a
 //! private CA is configured.
