@@ -172,7 +172,7 @@ impl Sink for OtlpExporter {
                 self.send(&request, n, deadline, control, &mut delivery);
                 self.pool.recycle(request);
             }
-            builder.push(&resource, record.scope.as_deref(), span);
+            builder.push_measured(&resource, record.scope.as_deref(), span, len);
         }
         let n = builder.span_count() as u64;
         let request = builder.build();

@@ -284,7 +284,7 @@ impl<'a> Obj<'a> {
 }
 
 /// A JSON string; text with nothing to escape is copied as is.
-fn write_str(out: &mut Vec<u8>, s: &str) {
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
     if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
         // Writing to a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, s);

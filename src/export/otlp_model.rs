@@ -581,8 +581,21 @@ impl<'a> TraceRequestBuilder<'a> {
         span: Span,
     ) {
         use prost::Message;
+        let len = span.encoded_len();
+        self.push_measured(resource, scope, span, len);
+    }
+
+    /// [`push`](Self::push) for a caller that already has the span's
+    /// `encoded_len()` (to decide where to cut requests).
+    pub fn push_measured(
+        &mut self,
+        resource: &'a crate::export::Resource,
+        scope: Option<&'a crate::span::Scope>,
+        span: Span,
+        encoded_len: usize,
+    ) {
         // A span's share of the request: its bytes plus its field header.
-        self.encoded_len += span.encoded_len() + 4;
+        self.encoded_len += encoded_len + 4;
         self.spans += 1;
         let group = match self
             .groups

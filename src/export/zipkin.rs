@@ -27,6 +27,7 @@ use crate::attributes::AttrValue;
 use crate::config::ConfigError;
 use crate::export::config::{Compression, ZipkinConfig};
 use crate::export::http::HttpClient;
+use crate::export::otlp_json::write_str;
 use crate::export::otlp_model::{event_level, exception_attributes, status_description};
 use crate::export::retry::{self, RetryPolicy};
 use crate::export::{Resource, MAX_REQUEST_BYTES, SDK_VERSION};
@@ -41,6 +42,8 @@ pub struct ZipkinExporter {
     client: HttpClient,
     retry: RetryPolicy,
     max_request_bytes: usize,
+    /// The request body, reused.
+    body: Vec<u8>,
 }
 
 impl ZipkinExporter {
@@ -59,6 +62,7 @@ impl ZipkinExporter {
             client,
             retry: RetryPolicy::default(),
             max_request_bytes: MAX_REQUEST_BYTES,
+            body: Vec::new(),
         })
     }
 
@@ -113,7 +117,7 @@ impl Sink for ZipkinExporter {
         }
         let deadline = retry::deadline(self.config.timeout, control);
         let service = self.resource.service_name().to_string();
-        let mut body = Vec::with_capacity(64 * 1024);
+        let mut body = std::mem::take(&mut self.body);
         let mut in_body = 0u64;
         for record in &batch.spans {
             body.push(if in_body == 0 { b'[' } else { b',' });
@@ -129,6 +133,7 @@ impl Sink for ZipkinExporter {
         if in_body > 0 {
             self.send(&mut body, in_body, deadline, control, &mut delivery);
         }
+        self.body = body;
         delivery
     }
 }
@@ -359,17 +364,6 @@ fn attr_json(value: &AttrValue) -> serde_json::Value {
             .map(serde_json::Value::Number)
             .unwrap_or(serde_json::Value::Null),
         AttrValue::List(items) => serde_json::Value::Array(items.iter().map(attr_json).collect()),
-    }
-}
-
-fn write_str(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        // Writing to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *out, s);
-    } else {
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
     }
 }
 
