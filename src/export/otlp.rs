@@ -18,8 +18,8 @@ use crate::config::ConfigError;
 use crate::export::config::{OtlpConfig, OtlpProtocol};
 use crate::export::http::{HttpClient, HttpResponse};
 use crate::export::otlp_model::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse, SpanPool,
-    TraceRequestBuilder,
+    self, ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    SpanPool, TraceRequestBuilder,
 };
 use crate::export::retry::{self, RetryPolicy};
 use crate::export::{otlp_json, Resource, MAX_REQUEST_BYTES};
@@ -84,9 +84,14 @@ impl OtlpExporter {
         delivery: &mut Delivery,
     ) {
         let raw = match self.config.protocol {
-            OtlpProtocol::HttpProtobuf => request.encode_to_vec(),
+            OtlpProtocol::HttpProtobuf => {
+                // A typical span is a few hundred bytes; the Vec grows if not.
+                let mut out = Vec::with_capacity(spans as usize * 320 + 1024);
+                otlp_model::encode_request(request, &mut out);
+                out
+            }
             OtlpProtocol::HttpJson => {
-                let mut out = Vec::with_capacity(request.encoded_len() * 3);
+                let mut out = Vec::with_capacity(spans as usize * 800 + 1024);
                 otlp_json::write_request(&mut out, request);
                 out
             }

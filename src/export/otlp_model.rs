@@ -657,6 +657,74 @@ impl<'a> TraceRequestBuilder<'a> {
     }
 }
 
+/// Encodes `request` to the bytes `request.encode_to_vec()` gives, faster:
+/// prost's derived encoding sizes each nested message again at every level
+/// above it (a span four times), this sizes the spans once for the two
+/// levels above them.
+pub fn encode_request(request: &ExportTraceServiceRequest, out: &mut Vec<u8>) {
+    use prost::Message;
+    // Keys of fields 1, 2 and 3 with the length-delimited wire type.
+    const FIELD_1: u8 = 0x0a;
+    const FIELD_2: u8 = 0x12;
+    const FIELD_3: u8 = 0x1a;
+    fn field_len(len: usize) -> usize {
+        1 + prost::length_delimiter_len(len) + len
+    }
+    fn string_len(s: &str) -> usize {
+        if s.is_empty() {
+            0
+        } else {
+            field_len(s.len())
+        }
+    }
+    fn put_string(out: &mut Vec<u8>, key: u8, s: &str) {
+        if !s.is_empty() {
+            out.push(key);
+            let _ = prost::encode_length_delimiter(s.len(), out);
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+    // Writing to a Vec cannot run out of room: the Results below are Ok.
+    let mut scope_lens = Vec::new();
+    for rs in &request.resource_spans {
+        scope_lens.clear();
+        let mut rs_len = rs
+            .resource
+            .as_ref()
+            .map_or(0, |r| field_len(r.encoded_len()))
+            + string_len(&rs.schema_url);
+        for ss in &rs.scope_spans {
+            let mut ss_len = ss.scope.as_ref().map_or(0, |s| field_len(s.encoded_len()))
+                + string_len(&ss.schema_url);
+            for span in &ss.spans {
+                ss_len += field_len(span.encoded_len());
+            }
+            scope_lens.push(ss_len);
+            rs_len += field_len(ss_len);
+        }
+        out.push(FIELD_1);
+        let _ = prost::encode_length_delimiter(rs_len, out);
+        if let Some(r) = &rs.resource {
+            out.push(FIELD_1);
+            let _ = r.encode_length_delimited(out);
+        }
+        for (ss, &ss_len) in rs.scope_spans.iter().zip(&scope_lens) {
+            out.push(FIELD_2);
+            let _ = prost::encode_length_delimiter(ss_len, out);
+            if let Some(scope) = &ss.scope {
+                out.push(FIELD_1);
+                let _ = scope.encode_length_delimited(out);
+            }
+            for span in &ss.spans {
+                out.push(FIELD_2);
+                let _ = span.encode_length_delimited(out);
+            }
+            put_string(out, FIELD_3, &ss.schema_url);
+        }
+        put_string(out, FIELD_3, &rs.schema_url);
+    }
+}
+
 /// Maps and groups spans into one request.
 pub fn request<'a>(
     spans: impl IntoIterator<
@@ -985,6 +1053,46 @@ pub(crate) mod tests {
             "{estimate} vs {}",
             bytes.len()
         );
+    }
+
+    #[test]
+    fn the_fast_encoding_is_prosts() {
+        let resource = resource();
+        let other = crate::export::Resource::new("w", &[], &MapEnv::new(&[]), &mut Vec::new());
+        let lib = Scope {
+            name: "lib".into(),
+            version: None,
+            schema_url: Some("https://opentelemetry.io/schemas/1.21.0".into()),
+        };
+        let full = full_record();
+        let small = SpanRecord::new(TraceId(3), None, "s".into());
+        let big = {
+            let mut r = full_record();
+            r.name = "n".repeat(300).into();
+            r
+        };
+        let cases = [
+            request([(&resource, None, &full)]),
+            request([
+                (&resource, None, &full),
+                (&resource, Some(&lib), &small),
+                (&other, Some(&lib), &big),
+                (&resource, None, &small),
+            ]),
+            ExportTraceServiceRequest::default(),
+            ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: None,
+                    scope_spans: vec![ScopeSpans::default()],
+                    schema_url: "x".into(),
+                }],
+            },
+        ];
+        for req in cases {
+            let mut ours = Vec::new();
+            encode_request(&req, &mut ours);
+            assert_eq!(ours, req.encode_to_vec());
+        }
     }
 
     #[test]
