@@ -3,19 +3,24 @@
 //! writer's serialisation, for scale. Realistic spans: a server span with
 //! 5 attributes and 1 event, in batches of 512 as the collector hands them.
 //!
+//! Then whole deliveries (map, encode, compress, POST, read the answer) by
+//! the OTLP exporter to a minimal sink on 127.0.0.1 that reads each
+//! request and answers 200: the exporter thread's cost per span with the
+//! transport, not an end-to-end figure (that one is Python's bench).
+//!
 //! `cargo bench --bench export_encode` (or `make bench`). Prints ns/span
 //! and bytes/span.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use _core::attributes::{AttrValue, Attributes, Limits};
 use _core::config::ProcessEnv;
 use _core::export::otlp_model::{self, ExportTraceServiceRequest, SpanPool, TraceRequestBuilder};
-use _core::export::{http, otlp_json, zipkin, Resource};
+use _core::export::{http, otlp_json, zipkin, Compression, OtlpConfig, OtlpExporter, Resource};
 use _core::ids::{SpanId, TraceId};
 use _core::jsonl;
+use _core::sinks::{Batch, Sink, SinkControl};
 use _core::span::{Event, SpanKind, SpanRecord, Status};
 
 const BATCH: usize = 512;
@@ -103,6 +108,78 @@ fn run(
     report(what, n, bytes * per_batch as usize, start.elapsed());
 }
 
+/// A sink that accepts one connection at a time and answers every request
+/// 200 with an empty body. Returns its port.
+fn start_sink() -> u16 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().expect("bound").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let mut reader = BufReader::new(stream);
+            let mut body = Vec::new();
+            'requests: loop {
+                let mut len = 0usize;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    match reader.read_line(&mut line) {
+                        Ok(0) | Err(_) => break 'requests,
+                        Ok(_) => {}
+                    }
+                    let l = line.trim_end();
+                    if l.is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = l.split_once(':') {
+                        if k.eq_ignore_ascii_case("content-length") {
+                            len = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                }
+                body.resize(len, 0);
+                if reader.read_exact(&mut body).is_err() {
+                    break;
+                }
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                if reader.get_mut().write_all(answer).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    port
+}
+
+fn bench_delivery(budget: Duration, spans: &[SpanRecord], resource: &Arc<Resource>) {
+    let port = start_sink();
+    let batch = Batch {
+        spans: spans.iter().cloned().map(triomphe::Arc::new).collect(),
+        summaries: Vec::new(),
+    };
+    for (what, compression) in [
+        ("OTLP delivery to a local sink", Compression::None),
+        ("OTLP delivery + gzip", Compression::Gzip),
+    ] {
+        let config = OtlpConfig {
+            endpoint: format!("http://127.0.0.1:{port}/v1/traces"),
+            compression,
+            ..OtlpConfig::default()
+        };
+        let mut exporter = OtlpExporter::new(config, resource.clone()).expect("no certificate");
+        let control = SinkControl::default();
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < budget {
+            let d = exporter.deliver(&batch, &control);
+            assert_eq!(d.lost, 0, "{:?}", d.error);
+            n += d.delivered;
+        }
+        report(what, n, 0, start.elapsed());
+    }
+}
+
 fn main() {
     let budget = Duration::from_millis(
         std::env::var("BENCH_MS")
@@ -180,4 +257,5 @@ fn main() {
         }
         out.len()
     });
+    bench_delivery(budget, &spans, &resource);
 }
