@@ -338,6 +338,40 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Any pairs, percent-encoded as the OpenTelemetry variables carry
+        /// them, parse back to themselves.
+        #[test]
+        fn key_value_lists_round_trip(
+            pairs in proptest::collection::vec(("[a-zA-Z0-9._-]{1,12}", "\\PC{0,16}"), 0..5)
+        ) {
+            let encoded: Vec<String> = pairs
+                .iter()
+                .map(|(k, v)| {
+                    let mut value = String::new();
+                    for b in v.trim().bytes() {
+                        if b.is_ascii_alphanumeric() {
+                            value.push(b as char);
+                        } else {
+                            value.push_str(&format!("%{b:02X}"));
+                        }
+                    }
+                    format!("{k}={value}")
+                })
+                .collect();
+            let parsed = parse_key_values(&encoded.join(",")).unwrap();
+            let expected: Vec<(String, String)> =
+                pairs.iter().map(|(k, v)| (k.clone(), v.trim().to_string())).collect();
+            proptest::prop_assert_eq!(parsed, expected);
+        }
+
+        /// Whatever the text, parsing answers (a list or a reason), never panics.
+        #[test]
+        fn key_value_lists_never_panic(raw in "\\PC{0,40}") {
+            let _ = parse_key_values(&raw);
+        }
+    }
+
     #[test]
     fn key_value_lists() {
         assert_eq!(

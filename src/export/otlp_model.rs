@@ -1095,6 +1095,54 @@ pub(crate) mod tests {
         }
     }
 
+    fn attr_value() -> impl proptest::strategy::Strategy<Value = AttrValue> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            "\\PC{0,12}".prop_map(|s| AttrValue::Str(s.into())),
+            any::<bool>().prop_map(AttrValue::Bool),
+            any::<i64>().prop_map(AttrValue::Int),
+            any::<f64>().prop_map(AttrValue::float),
+        ];
+        leaf.prop_recursive(2, 8, 4, |inner| {
+            proptest::collection::vec(inner, 0..4).prop_map(AttrValue::List)
+        })
+    }
+
+    proptest::proptest! {
+        /// Any attributes and names survive the protobuf encoding (ours and
+        /// prost's agree) and decode to the same values.
+        #[test]
+        fn any_span_round_trips(
+            name in "\\PC{0,20}",
+            attrs in proptest::collection::vec(("\\PC{1,10}", attr_value()), 0..6),
+        ) {
+            let limits = Limits::default();
+            let mut r = SpanRecord::new(TraceId(5), Some(SpanId(6)), name.into());
+            for (k, v) in attrs {
+                r.set_attribute(k.into(), v, &limits);
+            }
+            let resource = resource();
+            let req = request([(&resource, None, &r)]);
+            let mut ours = Vec::new();
+            encode_request(&req, &mut ours);
+            proptest::prop_assert_eq!(&ours, &req.encode_to_vec());
+            let decoded = ExportTraceServiceRequest::decode(ours.as_slice()).unwrap();
+            let span = &decoded.resource_spans[0].scope_spans[0].spans[0];
+            proptest::prop_assert_eq!(span.name.as_str(), r.name.as_str());
+            proptest::prop_assert_eq!(span.attributes.len(), r.attributes.len());
+            for (kv, (k, v)) in span.attributes.iter().zip(r.attributes.iter()) {
+                proptest::prop_assert_eq!(kv.key.as_str(), k);
+                proptest::prop_assert_eq!(kv.value.as_ref().unwrap(), &any_value(v));
+            }
+            // And the JSON form is valid JSON whatever the text.
+            let mut json = Vec::new();
+            crate::export::otlp_json::write_request(&mut json, &decoded);
+            let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+            let s = &v["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+            proptest::prop_assert_eq!(s["name"].as_str().unwrap_or(""), r.name.as_str());
+        }
+    }
+
     #[test]
     fn known_wire_bytes_for_a_minimal_span() {
         // Hand-assembled from the proto's field numbers: a guard against a

@@ -438,6 +438,19 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn retry_after_never_panics(raw in "\\PC{0,40}") {
+            let _ = parse_retry_after(&raw, SystemTime::now());
+        }
+
+        #[test]
+        fn retry_after_seconds(secs in 0u64..100_000) {
+            let parsed = parse_retry_after(&secs.to_string(), SystemTime::now());
+            proptest::prop_assert_eq!(parsed, Some(Duration::from_secs(secs.min(86_400))));
+        }
+    }
+
     #[test]
     fn jitter_stays_within_half_to_full_backoff() {
         for _ in 0..1000 {

@@ -490,6 +490,33 @@ mod tests {
         assert!(v.get("remoteEndpoint").is_none());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_makes_valid_zipkin_json(
+            name in "\\PC{0,20}",
+            key in "\\PC{1,10}",
+            value in "\\PC{0,20}",
+            event in "\\PC{0,10}",
+        ) {
+            let limits = Limits::default();
+            let mut r = SpanRecord::new(TraceId(1), None, name.clone().into());
+            r.kind = SpanKind::Client;
+            r.set_attribute(key.clone().into(), AttrValue::Str(value.clone().into()), &limits);
+            r.set_attribute("peer.service".into(), AttrValue::Str(value.clone().into()), &limits);
+            let mut attributes = crate::attributes::Attributes::default();
+            attributes.set(key.clone().into(), AttrValue::Str(value.clone().into()), &limits);
+            r.add_event(
+                crate::span::Event { name: event.into(), ts_ns: 1, level: "info".into(), attributes },
+                &limits,
+            );
+            let v = zipkin(&r);
+            proptest::prop_assert_eq!(v["name"].as_str().unwrap(), name.as_str());
+            if key != "error" && key != "peer.service" {
+                proptest::prop_assert_eq!(v["tags"][key.as_str()].as_str().unwrap(), value.as_str());
+            }
+        }
+    }
+
     #[test]
     fn hostile_text_stays_valid_json() {
         let mut r = SpanRecord::new(TraceId(1), None, "a\"b\\c\nd\u{1}".into());
