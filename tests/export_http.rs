@@ -677,6 +677,26 @@ fn a_partial_success_counts_the_rejected_spans_as_lost() {
 }
 
 #[test]
+fn a_warning_without_rejected_spans_is_reported_and_nothing_lost() {
+    let server = Server::start(vec![Reply::Status {
+        status: 200,
+        headers: vec![("content-type", "application/x-protobuf".into())],
+        body: ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 0,
+                error_message: "attribute values truncated".into(),
+            }),
+        }
+        .encode_to_vec(),
+    }]);
+    let delivery = otlp(&server, |_| {}).deliver(&batch(5), &SinkControl::default());
+    assert_eq!((delivery.delivered, delivery.lost), (5, 0));
+    let warning = delivery.error.unwrap();
+    assert_eq!(warning.kind, "backend-warning");
+    assert!(warning.message.contains("attribute values truncated"));
+}
+
+#[test]
 fn an_empty_success_response_is_full_success() {
     let server = Server::start(vec![Reply::Status {
         status: 200,

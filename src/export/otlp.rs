@@ -102,19 +102,31 @@ impl OtlpExporter {
         });
         match sent {
             Ok(response) => {
+                // A partial success: spans refused (lost), or, with none
+                // refused, a warning from the backend (OTLP allows both);
+                // either is reported, with the backend's message.
                 let rejected = match self.partial_success(&response) {
                     Some(p) if p.rejected_spans > 0 || !p.error_message.is_empty() => {
                         let rejected = (p.rejected_spans.max(0) as u64).min(spans);
-                        delivery.error.get_or_insert(DeliveryError {
-                            kind: "partial-success".to_string(),
-                            message: format!(
-                                "the backend rejected {rejected} of {spans} spans: {}",
-                                if p.error_message.is_empty() {
-                                    "no reason given"
-                                } else {
-                                    &p.error_message
-                                }
-                            ),
+                        let reason = if p.error_message.is_empty() {
+                            "no reason given"
+                        } else {
+                            &p.error_message
+                        };
+                        delivery.error.get_or_insert(if rejected > 0 {
+                            DeliveryError {
+                                kind: "partial-success".to_string(),
+                                message: format!(
+                                    "the backend rejected {rejected} of {spans} spans: {reason}"
+                                ),
+                            }
+                        } else {
+                            DeliveryError {
+                                kind: "backend-warning".to_string(),
+                                message: format!(
+                                    "the backend accepted all {spans} spans with a warning: {reason}"
+                                ),
+                            }
                         });
                         rejected
                     }
