@@ -17,6 +17,21 @@
 //! - [`http`]: the transport (one keep-alive client, https, gzip).
 //! - [`retry`]: the send-with-retry loop every network exporter shares.
 //!
+//! Making one (what the tracer does for `exporters=["otlp"]`):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use _core::config::ProcessEnv;
+//! use _core::export::{OtlpExporter, OtlpOptions, Resource};
+//! # fn main() -> Result<(), _core::config::ConfigError> {
+//! let mut warnings = Vec::new(); // to show once, as the tracer does
+//! let resource = Arc::new(Resource::new("api", &[], &ProcessEnv, &mut warnings));
+//! let config = OtlpOptions::default().resolve(&ProcessEnv, &mut warnings)?;
+//! let exporter = OtlpExporter::new(config, resource)?; // a Sink for its worker
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Dependencies, chosen for build cost (every `pip install` from source
 //! compiles them): prost's derive instead of generated code (no protoc, no
 //! build.rs), flate2 on zlib-rs (pure Rust, the fastest backend), and ureq, a blocking HTTP
