@@ -31,6 +31,7 @@ $(VENV)/.bench-deps: $(VENV)/.deps
 
 bench: install $(VENV)/.bench-deps
 	cargo bench -q --bench writer
+	cargo bench -q --bench export_encode
 	$(PY) benches/bench_hotpath.py
 	$(PY) benches/bench_throughput.py
 	$(PY) benches/bench_analysis.py

@@ -9,6 +9,7 @@ pub mod buffer;
 pub mod clock;
 pub mod collector;
 pub mod config;
+pub mod export;
 pub mod ids;
 pub mod jsonl;
 pub mod live;
