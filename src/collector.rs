@@ -27,7 +27,7 @@ use crate::live::LiveAnalysis;
 use crate::metrics::{Counters, MetricsSnapshot};
 use crate::pool::RecordPool;
 use crate::sinks::worker::SinkWorker;
-use crate::sinks::{self, Batch, Sink};
+use crate::sinks::{self, Batch};
 use crate::span::Status;
 use crate::warnings::Warnings;
 
@@ -56,8 +56,7 @@ pub enum Refused {
 }
 
 /// Builds the sinks of a fresh pipeline (called again after fork).
-pub type SinkFactory =
-    dyn Fn(&Config, &Arc<Mutex<Vec<PathBuf>>>) -> Vec<Box<dyn Sink>> + Send + Sync;
+pub type SinkFactory = dyn Fn(&Config, &Arc<Mutex<Vec<PathBuf>>>) -> sinks::Built + Send + Sync;
 
 pub struct Pipeline {
     buffer: SpanBuffer,
@@ -228,7 +227,12 @@ impl Pipeline {
         let pool = Arc::new(RecordPool::new(RECYCLED_RECORDS));
         let warnings = Arc::new(Warnings::default());
         let files = Arc::new(Mutex::new(Vec::new()));
-        let sinks = make_sinks(config, &files)
+        let built = make_sinks(config, &files);
+        for error in built.errors {
+            warnings.warn(format!("ferrotrace: {error}; that exporter is off"));
+        }
+        let sinks = built
+            .sinks
             .into_iter()
             .map(|sink| {
                 SinkWorker::start(

@@ -122,7 +122,7 @@ impl OtlpExporter {
                             }
                         } else {
                             DeliveryError {
-                                kind: "backend-warning".to_string(),
+                                kind: crate::sinks::worker::BACKEND_WARNING.to_string(),
                                 message: format!(
                                     "the backend accepted all {spans} spans with a warning: {reason}"
                                 ),

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
@@ -13,6 +14,7 @@ use crate::ids::TraceId;
 use crate::live::LiveAnalysis;
 use crate::options;
 use crate::query::TraceQueries;
+use crate::sinks;
 
 use super::convert;
 use super::fork;
@@ -85,6 +87,16 @@ impl TracerPy {
         let (config, warnings) = option_args::resolve(py, &given)?;
         for w in &warnings {
             logging::warning(py, w);
+        }
+        if let Err(e) = sinks::check(&config) {
+            // Options given here are the caller's to fix; ones from the
+            // environment must not stop the service (the exporter is off).
+            let given_here = given
+                .iter()
+                .any(|(name, _)| name.starts_with("otlp_") || name.starts_with("zipkin_"));
+            if given_here {
+                return Err(PyValueError::new_err(e.0));
+            }
         }
         let collector = Collector::new(config);
         fork::register(&collector);

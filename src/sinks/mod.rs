@@ -8,7 +8,20 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::attributes::AttrValue;
 use crate::buffer::FinishedSpan;
+use crate::config::{Config, ConfigError, Exporter};
+use crate::export::config::{Compression, OtlpConfig, OtlpProtocol, ZipkinConfig};
+use crate::export::console::ConsoleExporter;
+use crate::export::otlp::OtlpExporter;
+use crate::export::zipkin::ZipkinExporter;
+use crate::export::Resource;
 use crate::trace_summary::TraceSummary;
 
 pub mod jsonl;
@@ -109,22 +122,100 @@ pub trait Sink: Send + 'static {
 
 /// The sinks `config` asks for, in order: the files first (when
 /// `output_dir` is set and "jsonl" is among the exporters), then the
-/// exporters.
-pub fn from_config(
-    config: &crate::config::Config,
-    files: &std::sync::Arc<parking_lot::Mutex<Vec<std::path::PathBuf>>>,
-) -> Vec<Box<dyn Sink>> {
-    let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+/// exporters. An exporter that cannot be built (an unreadable CA file, a
+/// header no HTTP request can carry) is left out with the reason, for a
+/// warning; [`check`] reports the same reasons before a tracer starts.
+pub fn from_config(config: &Config, files: &Arc<Mutex<Vec<PathBuf>>>) -> Built {
+    let mut built = Built::default();
     if config.disabled {
-        return sinks;
+        return built;
     }
     if let Some(dir) = config.output_dir.as_ref().filter(|_| config.writes_files()) {
-        sinks.push(Box::new(jsonl::JsonlSink::new(
+        built.sinks.push(Box::new(jsonl::JsonlSink::new(
             dir,
             &config.service_name,
             config.max_file_bytes,
-            std::sync::Arc::clone(files),
+            Arc::clone(files),
         )));
     }
-    sinks
+    let wants = |e: Exporter| config.exporters.contains(&e);
+    if !(wants(Exporter::Otlp) || wants(Exporter::Zipkin) || wants(Exporter::Console)) {
+        return built;
+    }
+    let resource = Arc::new(resource(config));
+    let timeout = Duration::from_millis(config.otlp.timeout_ms);
+    for exporter in &config.exporters {
+        let sink: Result<Box<dyn Sink>, ConfigError> = match exporter {
+            Exporter::Jsonl => continue,
+            Exporter::Otlp => OtlpExporter::new(otlp_config(config), Arc::clone(&resource))
+                .map(|e| Box::new(e) as Box<dyn Sink>),
+            Exporter::Zipkin => ZipkinExporter::new(
+                ZipkinConfig {
+                    endpoint: config.zipkin_endpoint.clone(),
+                    timeout,
+                },
+                Arc::clone(&resource),
+            )
+            .map(|e| Box::new(e) as Box<dyn Sink>),
+            Exporter::Console => Ok(Box::new(ConsoleExporter::new(Arc::clone(&resource)))),
+        };
+        match sink {
+            Ok(sink) => built.sinks.push(sink),
+            Err(e) => built.errors.push(e.0),
+        }
+    }
+    built
+}
+
+/// What [`from_config`] made, and what it could not.
+#[derive(Default)]
+pub struct Built {
+    pub sinks: Vec<Box<dyn Sink>>,
+    pub errors: Vec<String>,
+}
+
+/// Builds (and drops) the exporters `config` asks for: the first reason
+/// one cannot be built, for a tracer to refuse its options up front.
+pub fn check(config: &Config) -> Result<(), ConfigError> {
+    let built = from_config(config, &Arc::new(Mutex::new(Vec::new())));
+    match built.errors.into_iter().next() {
+        Some(e) => Err(ConfigError(e)),
+        None => Ok(()),
+    }
+}
+
+/// The process's resource: `service.name`, the SDK's attributes, host and
+/// pid, and `resource_attributes` (already resolved from the keyword or
+/// OTEL_RESOURCE_ATTRIBUTES, so the environment is not read again here).
+fn resource(config: &Config) -> Resource {
+    struct NoEnv;
+    impl crate::config::Env for NoEnv {
+        fn var(&self, _: &str) -> Option<String> {
+            None
+        }
+    }
+    let user: Vec<(String, AttrValue)> = config
+        .resource_attributes
+        .iter()
+        .map(|(k, v)| (k.clone(), AttrValue::Str(v.as_str().into())))
+        .collect();
+    Resource::new(&config.service_name, &user, &NoEnv, &mut Vec::new())
+}
+
+fn otlp_config(config: &Config) -> OtlpConfig {
+    let o = &config.otlp;
+    OtlpConfig {
+        endpoint: o.endpoint.clone(),
+        protocol: match o.protocol {
+            crate::config::OtlpProtocol::HttpProtobuf => OtlpProtocol::HttpProtobuf,
+            crate::config::OtlpProtocol::HttpJson => OtlpProtocol::HttpJson,
+        },
+        headers: o.headers.clone(),
+        compression: match o.compression {
+            crate::config::OtlpCompression::None => Compression::None,
+            crate::config::OtlpCompression::Gzip => Compression::Gzip,
+        },
+        timeout: Duration::from_millis(o.timeout_ms),
+        certificate: o.certificate.clone(),
+    }
 }

@@ -17,6 +17,10 @@ use super::{Batch, Delivery, Sink, SinkControl};
 use crate::pool::RecordPool;
 use crate::warnings::Warnings;
 
+/// A delivery whose spans were all accepted but whose backend sent a
+/// message (an OTLP partial success rejecting nothing): warned, not an error.
+pub(crate) const BACKEND_WARNING: &str = "backend-warning";
+
 /// How long an idle sink thread sleeps before looking at its queue again
 /// (it is woken at once when a batch arrives).
 const IDLE_PARK: Duration = Duration::from_millis(500);
@@ -281,6 +285,14 @@ fn record(s: &Shared, delivery: &Delivery, warnings: &Warnings) {
     c.delivered.fetch_add(delivery.delivered, Ordering::Relaxed);
     c.lost.fetch_add(delivery.lost, Ordering::Relaxed);
     if let Some(error) = &delivery.error {
+        if error.kind == BACKEND_WARNING {
+            // Everything was accepted; the backend only had something to say.
+            warnings.warn_once(
+                format!("{}-{}", s.name, error.kind),
+                format!("ferrotrace {}: {} (shown once)", s.name, error.message),
+            );
+            return;
+        }
         c.errors.fetch_add(1, Ordering::Relaxed);
         let counted_as = if s.is_file {
             "metrics()['spans_dropped'] and ['write_errors']"
