@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 use crate::buffer::{FinishedSpan, SpanBuffer};
 use crate::clock;
@@ -341,13 +341,11 @@ impl Pipeline {
         let losses_before = self.losses();
         let ticket = self.flush_requested.fetch_add(1, Ordering::SeqCst) + 1;
         self.wake();
+        if !self
+            .flush_cond
+            .wait_for(&self.flush_done, deadline, |done| *done >= ticket)
         {
-            let mut done = self.flush_done.lock();
-            while *done < ticket {
-                if self.flush_cond.wait_until(&mut done, deadline).timed_out() && *done < ticket {
-                    return false;
-                }
-            }
+            return false;
         }
         // The collector passed the ticket on to every sink with the batches
         // it covers; each reports once those are delivered.
@@ -360,19 +358,9 @@ impl Pipeline {
         *self.shutdown_deadline.lock() = Some(deadline);
         self.shutdown.store(true, Ordering::Release);
         self.wake();
-        let collector_stopped = {
-            let mut stopped = self.stopped.lock();
-            while !*stopped {
-                if self
-                    .stopped_cond
-                    .wait_until(&mut stopped, deadline)
-                    .timed_out()
-                {
-                    break;
-                }
-            }
-            *stopped
-        };
+        let collector_stopped = self
+            .stopped_cond
+            .wait_for(&self.stopped, deadline, |stopped| *stopped);
         // Normally the collector already told them; if it is late, the
         // deadline still holds for them.
         for sink in &self.sinks {

@@ -21,6 +21,7 @@ pub mod query;
 pub mod sampling;
 pub mod sinks;
 pub mod span;
+pub(crate) mod sync;
 pub mod trace_summary;
 pub(crate) mod warnings;
 pub(crate) mod writer;

@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use crate::ids::TraceId;
 

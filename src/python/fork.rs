@@ -23,6 +23,10 @@ use crate::ids;
 use super::global;
 
 static FORK_EPOCH: AtomicU32 = AtomicU32::new(0);
+/// Only ever locked with the GIL held, so never contended: it never parks,
+/// and so never touches parking_lot's global table (which is not fork-safe;
+/// see `sync.rs`). It is a parking_lot lock for `force_unlock`, which the
+/// fork hooks need.
 static REGISTRY: Mutex<Vec<Weak<Collector>>> = Mutex::new(Vec::new());
 
 /// Increments in every forked child; a span remembers the epoch it started in.

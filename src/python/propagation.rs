@@ -360,7 +360,7 @@ pub fn default_propagators(py: Python<'_>) -> Vec<Propagator> {
     }
 }
 
-static LAST_ENV_WARNING: parking_lot::Mutex<Option<String>> = parking_lot::Mutex::new(None);
+static LAST_ENV_WARNING: crate::sync::Mutex<Option<String>> = crate::sync::Mutex::new(None);
 
 /// The formats named by FERROTRACE_PROPAGATORS, else OTEL_PROPAGATORS,
 /// else `tracecontext`. Unknown names are skipped with a warning (once per

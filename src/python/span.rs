@@ -6,8 +6,8 @@
 //! shared `Arc` at finish so both the writer thread and this object can read
 //! it afterwards without a copy.
 
+use crate::sync::Mutex;
 use compact_str::CompactString;
-use parking_lot::Mutex;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use super::{Batch, Delivery, DeliveryError, Sink, SinkControl};
 use crate::jsonl;

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 use super::{Batch, Delivery, Sink, SinkControl};
 use crate::pool::RecordPool;
@@ -172,13 +172,8 @@ impl SinkWorker {
     /// Waits until the sink handled flush `ticket`, or `deadline`.
     pub fn wait_flushed(&self, ticket: u64, deadline: Instant) -> bool {
         let s = &self.shared;
-        let mut done = s.flush_done.lock();
-        while *done < ticket {
-            if s.flush_cond.wait_until(&mut done, deadline).timed_out() {
-                return *done >= ticket;
-            }
-        }
-        true
+        s.flush_cond
+            .wait_for(&s.flush_done, deadline, |done| *done >= ticket)
     }
 
     /// Tells the sink to deliver what it has, give up by `deadline`, and stop.
@@ -190,16 +185,8 @@ impl SinkWorker {
 
     pub fn wait_stopped(&self, deadline: Instant) -> bool {
         let s = &self.shared;
-        let mut stopped = s.stopped.lock();
-        while !*stopped {
-            if s.stopped_cond
-                .wait_until(&mut stopped, deadline)
-                .timed_out()
-            {
-                return *stopped;
-            }
-        }
-        true
+        s.stopped_cond
+            .wait_for(&s.stopped, deadline, |stopped| *stopped)
     }
 
     /// Spans this sink has lost so far, for any reason.
