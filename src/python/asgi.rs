@@ -13,8 +13,9 @@ use crate::propagation as propagation_core;
 use crate::span::SpanKind;
 
 use super::convert;
-use super::provider::{self, Parent, RemoteParent};
+use super::provider::{self, Parent};
 use super::span::SpanPy;
+use super::span_context::RemoteParent;
 use super::tracer::TracerPy;
 
 fn text_of(value: &Bound<'_, PyAny>) -> Option<CompactString> {

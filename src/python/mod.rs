@@ -11,10 +11,12 @@ mod options;
 mod propagation;
 mod provider;
 mod query;
+mod registry;
 mod span;
 mod span_context;
 mod traced;
 mod tracer;
+mod tracer_core;
 mod values;
 
 use pyo3::prelude::*;
@@ -64,7 +66,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fork::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(options::_options, m)?)?;
     m.add_function(wrap_pyfunction!(options::_options_markdown, m)?)?;
-    m.add_function(wrap_pyfunction!(fork::_shutdown_all, m)?)?;
-    m.add_function(wrap_pyfunction!(fork::_flush_all, m)?)?;
+    m.add_function(wrap_pyfunction!(registry::_shutdown_all, m)?)?;
+    m.add_function(wrap_pyfunction!(registry::_flush_all, m)?)?;
     Ok(())
 }

@@ -1,76 +1,22 @@
-//! The provider behind every tracer object: one collector, sampler and set
-//! of propagators, shared (`Arc<TracerCore>`) by the `Tracer` that made it,
-//! by every span it starts, and by cheap per-scope tracers (an
-//! instrumentation library's name and version, as OpenTelemetry's
-//! `get_tracer(name, version)` asks for). Spans hold this handle rather
-//! than the Python `Tracer`, so `span.rs` needs nothing from `tracer.rs`.
-//!
-//! Span starting lives here: it is the one hot path every API (the `with`
-//! block, `@traced`, the ASGI middleware) goes through.
+//! Starting a span: the one hot path every API (the `with` block,
+//! `@traced`, the ASGI middleware, scoped tracers) goes through, over the
+//! provider core (`tracer_core.rs`) and a [`Parent`].
 
 use std::sync::Arc;
 
 use compact_str::CompactString;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
 
-use crate::attributes::{AttrValue, Limits};
+use crate::attributes::AttrValue;
 use crate::clock;
-use crate::collector::Collector;
-use crate::config::Config;
 use crate::ids::{SpanId, TraceId};
-use crate::propagation::Propagator;
-use crate::sampling::Sampler;
 use crate::span::{Scope, SpanKind};
 
 use super::context;
 use super::convert;
-use super::logging;
 use super::span::SpanPy;
-use super::span_context::SpanContextPy;
-
-pub struct TracerCore {
-    pub collector: Arc<Collector>,
-    /// The service name as a Python str, made once (read by `span.service`).
-    pub service: Py<PyString>,
-    sampler: Sampler,
-    /// Header formats of `ft.inject`/`ft.extract` when this is the global
-    /// tracer, and of the integrations given this tracer (resolved once).
-    pub propagators: Vec<Propagator>,
-    /// `OTEL_SDK_DISABLED=true`: spans are counted, nothing is recorded.
-    disabled: bool,
-}
-
-impl TracerCore {
-    pub fn new(py: Python<'_>, collector: Arc<Collector>) -> Self {
-        let config: &Config = &collector.config;
-        TracerCore {
-            propagators: config.propagators.clone(),
-            service: PyString::new(py, &config.service_name).unbind(),
-            sampler: Sampler::new(
-                config.sample_rate,
-                config.max_traces_per_second,
-                config.parent_based,
-            ),
-            disabled: config.disabled,
-            collector,
-        }
-    }
-
-    #[inline]
-    pub fn limits(&self) -> Limits {
-        self.collector.config.limits
-    }
-
-    #[inline]
-    pub fn log_pending_warnings(&self, py: Python<'_>) {
-        if self.collector.has_warnings() {
-            for message in self.collector.take_warnings() {
-                logging::warning(py, &message);
-            }
-        }
-    }
-}
+use super::span_context::{RemoteParent, SpanContextPy};
+use super::tracer_core::TracerCore;
 
 /// Where a new span's parent comes from.
 pub enum Parent<'a> {
@@ -80,16 +26,6 @@ pub enum Parent<'a> {
     Span(&'a SpanPy),
     /// A context from another process (extracted from headers).
     Remote(RemoteParent),
-}
-
-/// A parent context read from a carrier, without a Python object.
-pub struct RemoteParent {
-    pub trace_id: TraceId,
-    pub span_id: SpanId,
-    pub sampled: bool,
-    /// A `SpanContext(is_remote=False)` continues a trace as a local parent.
-    pub remote: bool,
-    pub tracestate: Option<Arc<str>>,
 }
 
 impl<'a> Parent<'a> {

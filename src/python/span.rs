@@ -24,9 +24,9 @@ use crate::analysis::SpanRow;
 
 use super::context;
 use super::convert;
-use super::fork;
-use super::provider::TracerCore;
+use super::registry;
 use super::span_context::SpanContextPy;
+use super::tracer_core::TracerCore;
 use super::values;
 
 enum Record {
@@ -89,7 +89,7 @@ impl SpanPy {
             tracestate: None,
             recording: true,
             core,
-            fork_epoch: fork::epoch(),
+            fork_epoch: registry::epoch(),
             state: Mutex::new(SpanState {
                 record: Some(Record::Active(record)),
                 token: None,
@@ -117,7 +117,7 @@ impl SpanPy {
             tracestate: None,
             recording: false,
             core,
-            fork_epoch: fork::epoch(),
+            fork_epoch: registry::epoch(),
             state: Mutex::new(SpanState {
                 record: Some(Record::Unrecorded(Unrecorded {
                     name,
@@ -302,7 +302,7 @@ impl SpanPy {
     /// Hands what `end_locked` produced to the tracer (outside the lock).
     #[inline]
     fn publish(&self, py: Python<'_>, ended: Ended) {
-        if self.fork_epoch != fork::epoch() {
+        if self.fork_epoch != registry::epoch() {
             return; // started before a fork: the parent process writes it
         }
         let core = &*self.core;
@@ -365,7 +365,7 @@ impl Drop for SpanPy {
         // If the writer is done with the record, this is its last holder:
         // give it back for reuse instead of freeing it.
         if let Some(Record::Finished(record)) = self.state.get_mut().record.take() {
-            if self.fork_epoch == fork::epoch() {
+            if self.fork_epoch == registry::epoch() {
                 self.core.collector.pipeline().pool.recycle(record);
             }
         }

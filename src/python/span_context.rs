@@ -6,10 +6,18 @@ use pyo3::prelude::*;
 use crate::ids::{SpanId, TraceId};
 use crate::propagation::{self, Extracted};
 
-use super::provider::RemoteParent;
-
 /// A span's identity as carried between processes: what `extract` returns
 /// and `start_span(parent=...)` accepts.
+/// A parent context read from a carrier, without a Python object.
+pub struct RemoteParent {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub sampled: bool,
+    /// A `SpanContext(is_remote=False)` continues a trace as a local parent.
+    pub remote: bool,
+    pub tracestate: Option<std::sync::Arc<str>>,
+}
+
 #[pyclass(name = "SpanContext", module = "ferrotrace._core", frozen, eq)]
 #[derive(Clone, PartialEq)]
 pub struct SpanContextPy {

@@ -17,12 +17,13 @@ use crate::query::TraceQueries;
 use crate::sinks;
 
 use super::convert;
-use super::fork;
 use super::logging;
 use super::options as option_args;
-use super::provider::{self, Parent, TracerCore};
+use super::provider::{self, Parent};
 use super::query;
+use super::registry;
 use super::span::{parse_kind, SpanPy};
+use super::tracer_core::TracerCore;
 use super::values;
 
 #[pyclass(name = "Tracer", module = "ferrotrace._core", frozen)]
@@ -99,7 +100,7 @@ impl TracerPy {
             }
         }
         let collector = Collector::new(config);
-        fork::register(&collector);
+        registry::register(&collector);
         Ok(TracerPy {
             core: Arc::new(TracerCore::new(py, collector)),
         })
@@ -178,7 +179,7 @@ impl TracerPy {
     /// seconds pass); returns whether it got there.
     #[pyo3(signature = (timeout=5.0))]
     fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
-        let timeout = fork::timeout_arg(timeout)?;
+        let timeout = registry::timeout_arg(timeout)?;
         let collector = Arc::clone(&self.core.collector);
         let done = py.detach(move || collector.flush(timeout));
         self.core.log_pending_warnings(py);
@@ -189,7 +190,7 @@ impl TracerPy {
     /// are counted as dropped.
     #[pyo3(signature = (timeout=5.0))]
     fn shutdown(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
-        let timeout = fork::timeout_arg(timeout)?;
+        let timeout = registry::timeout_arg(timeout)?;
         let collector = Arc::clone(&self.core.collector);
         let done = py.detach(move || collector.shutdown(timeout));
         self.core.log_pending_warnings(py);
@@ -262,7 +263,7 @@ impl TracerPy {
     /// this process: from spans whose parent belongs to another service, and
     /// client spans naming their callee in `peer.service`.
     fn service_dependencies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let collectors = fork::live_collectors();
+        let collectors = registry::live_collectors();
         let merged = py.detach(|| {
             for c in &collectors {
                 c.flush(QUERY_FLUSH_TIMEOUT);
