@@ -537,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     default_dir = os.environ.get("FERROTRACE_OUTPUT_DIR") or "traces"
     parser = _Parser(
         prog=PROG,
-        description="Analyse the span files (spans*.jsonl, .jsonl.gz) that ferrotrace services wrote.",
+        description="Analyse the span files (spans*.jsonl[.gz]) that ferrotrace services wrote.",
         epilog=f"DIR defaults to $FERROTRACE_OUTPUT_DIR, else 'traces' (now: {default_dir}).",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {_core.__version__}")
