@@ -83,25 +83,28 @@ pub fn compress_rotated(
             return Err(e);
         }
     };
-    // The swap happens under the family's lock, so retention cannot delete
-    // the plain file between the check and the rename and leave a `.gz`
-    // no list knows about.
-    let mut files = family.lock();
-    if !finished || !files.contains(plain) {
-        let _ = fs::remove_file(&tmp);
-        return Ok(Outcome::Abandoned);
-    }
     let gz = compressed_name(plain);
-    if let Err(e) = fs::rename(&tmp, &gz) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
+    {
+        // The rename happens under the family's lock, so retention cannot
+        // delete the plain file between the check and the rename and leave
+        // a `.gz` no list knows about. Once the list knows the `.gz`,
+        // retention deletes that, and the plain twin is ours to remove.
+        let mut files = family.lock();
+        if !finished || !files.contains(plain) {
+            let _ = fs::remove_file(&tmp);
+            return Ok(Outcome::Abandoned);
+        }
+        if let Err(e) = fs::rename(&tmp, &gz) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        files.compressed(plain, gz.clone());
     }
     if let Some(dir) = plain.parent() {
         // Makes the rename durable before the plain file goes. Some file
         // systems refuse to fsync a directory; the rename stands anyway.
         let _ = File::open(dir).and_then(|d| d.sync_all());
     }
-    files.compressed(plain, gz.clone());
     // Should this fail, the plain twin stays beside its `.gz`; readers
     // read the `.gz` only, so nothing is counted twice.
     let _ = fs::remove_file(plain);
