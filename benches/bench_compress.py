@@ -53,9 +53,10 @@ def thread_cpu_s(name: str) -> float:
     return total
 
 
-def demo_spans(directory: Path | None) -> tuple[list[list[dict[str, Any]]], int, int, bytes]:
+def demo_spans(given: Path | None) -> tuple[list[list[dict[str, Any]]], int, int, bytes]:
     """The demo's traces (span records grouped by trace), its span count, its span files'
     bytes, and their concatenated contents."""
+    directory = given
     if directory is None:
         directory = Path(tempfile.mkdtemp(prefix="bench-demo-"))
         subprocess.run(
@@ -80,6 +81,8 @@ def demo_spans(directory: Path | None) -> tuple[list[list[dict[str, Any]]], int,
             record = json.loads(line)
             traces.setdefault(record["trace_id"], []).append(record)
             count += 1
+    if given is None:
+        shutil.rmtree(directory, ignore_errors=True)
     return list(traces.values()), count, len(contents), contents
 
 
