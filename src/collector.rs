@@ -373,8 +373,7 @@ impl Pipeline {
     fn metrics(&self) -> MetricsSnapshot {
         let buffered = self.buffer.len() as u64;
         let mut snapshot = self.counters.snapshot(buffered);
-        let files = self.files.lock().len() as u64;
-        snapshot.add_sinks(&self.sinks, files);
+        snapshot.add_sinks(&self.sinks);
         snapshot
     }
 }

@@ -28,6 +28,10 @@ pub struct Config {
     pub tail: TailRules,
     pub limits: Limits,
     pub max_file_bytes: u64,
+    /// Rotated files kept per file family, oldest deleted first; 0 keeps all.
+    pub max_files: usize,
+    /// Gzip each file once it is rotated out (`.jsonl.gz`).
+    pub compress_rotated: bool,
     pub live: LiveLimits,
     pub otlp: OtlpSettings,
     pub zipkin_endpoint: String,
@@ -56,6 +60,8 @@ impl Default for Config {
             tail: TailRules::default(),
             limits: Limits::default(),
             max_file_bytes: 100 * 1024 * 1024,
+            max_files: 20,
+            compress_rotated: false,
             live: LiveLimits::default(),
             otlp: OtlpSettings::default(),
             zipkin_endpoint: "http://localhost:9411/api/v2/spans".into(),

@@ -65,8 +65,9 @@ impl MetricsSnapshot {
     /// Adds what the sinks did: the file sink's deliveries are
     /// `spans_written` and its losses `spans_dropped`; every other sink's
     /// are `spans_exported` and `spans_export_dropped`.
-    pub(crate) fn add_sinks(&mut self, sinks: &[SinkWorker], files_opened: u64) {
+    pub(crate) fn add_sinks(&mut self, sinks: &[SinkWorker]) {
         let (mut written, mut write_errors, mut lost_writing, mut queue_full_files) = (0, 0, 0, 0);
+        let (mut files_opened, mut files_deleted, mut spans_deleted) = (0, 0, 0);
         let (mut exported, mut export_dropped, mut export_errors, mut summaries) = (0, 0, 0, 0);
         for sink in sinks {
             let c = sink.counters();
@@ -80,6 +81,9 @@ impl MetricsSnapshot {
                 lost_writing += lost;
                 queue_full_files += queue_full;
                 summaries += c.summaries_written.load(Relaxed);
+                files_opened += c.files_opened.load(Relaxed);
+                files_deleted += c.files_deleted.load(Relaxed);
+                spans_deleted += c.spans_deleted.load(Relaxed);
             } else {
                 exported += delivered;
                 export_dropped += lost + queue_full;
@@ -93,6 +97,8 @@ impl MetricsSnapshot {
         self.add("spans_dropped_sink_full", queue_full_files);
         self.add("traces_written", summaries);
         self.add("files_opened", files_opened);
+        self.add("files_deleted", files_deleted);
+        self.add("spans_deleted", spans_deleted);
         self.add("spans_exported", exported);
         self.add("spans_export_dropped", export_dropped);
         self.add("export_errors", export_errors);

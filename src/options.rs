@@ -271,6 +271,27 @@ pub static OPTIONS: &[OptionSpec] = &[
         read: |c| Value::Float(c.max_file_bytes as f64 / (1024.0 * 1024.0)),
     },
     OptionSpec {
+        name: "max_files",
+        env: &[env("FERROTRACE_MAX_FILES")],
+        kind: Kind::Int { min: 0 },
+        default: "20",
+        doc: "Rotated files kept per file family (spans, trace summaries) of a tracer, its \
+              oldest deleted first and counted in `metrics()`; 0 keeps every file. 20 files of \
+              100 MB bound a process's span files at about 2 GB.",
+        apply: |c, v| c.max_files = v.int() as usize,
+        read: |c| Value::Int(c.max_files as i64),
+    },
+    OptionSpec {
+        name: "compress_rotated",
+        env: &[env("FERROTRACE_COMPRESS_ROTATED")],
+        kind: Kind::Bool,
+        default: "False",
+        doc: "Gzip each file once it is rotated out, on a background thread (`.jsonl.gz`, \
+              read by every reader).",
+        apply: |c, v| c.compress_rotated = v.bool(),
+        read: |c| Value::Bool(c.compress_rotated),
+    },
+    OptionSpec {
         name: "max_recent_traces",
         env: &[env("FERROTRACE_MAX_RECENT_TRACES")],
         kind: Kind::Int { min: 0 },

@@ -1,6 +1,8 @@
 //! JSONL files on disk: one file per process and tracer (so pre-fork
 //! workers never interleave lines), rotated by size, and written so that a
-//! failed write never leaves a torn line behind.
+//! failed write never leaves a torn line behind. What happens to a file once
+//! it is rotated out (retention, compression) is `retention.rs` and
+//! `compress.rs`; this file hands it over as a [`ClosedFile`].
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -18,18 +20,30 @@ pub struct WriteOutcome {
     pub error: Option<io::Error>,
 }
 
+/// A file of the family that will not be written again (rotated out, or
+/// closed after a write error), with the complete lines it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClosedFile {
+    pub path: PathBuf,
+    pub lines: u64,
+}
+
 /// An append-only JSONL file family `{prefix}-{service}-{pid}-{n}.jsonl`.
 pub struct RotatingFile {
     dir: PathBuf,
     stem: String,
     max_bytes: u64,
     current: Option<OpenFile>,
+    /// Files closed since the owner last asked ([`Self::take_closed`]).
+    closed: Vec<ClosedFile>,
 }
 
 struct OpenFile {
     file: File,
     path: PathBuf,
     size: u64,
+    /// Complete lines in the file.
+    lines: u64,
 }
 
 impl RotatingFile {
@@ -40,7 +54,13 @@ impl RotatingFile {
             stem: format!("{prefix}-{}-{}", filename_safe(service), std::process::id()),
             max_bytes: max_bytes.max(1),
             current: None,
+            closed: Vec::new(),
         }
+    }
+
+    /// The files closed since the last call, oldest first.
+    pub fn take_closed(&mut self) -> Vec<ClosedFile> {
+        std::mem::take(&mut self.closed)
     }
 
     pub fn current_path(&self) -> Option<&Path> {
@@ -97,9 +117,11 @@ impl RotatingFile {
                 // A torn line: cut it off so readers never see half a record.
                 let _ = open.file.set_len(open.size + complete as u64);
             }
-            self.current = None;
+            open.lines += lines_written as u64;
+            self.close_current();
         } else {
             open.size += written as u64;
+            open.lines += lines_written as u64;
             release_page_cache(&open.file);
         }
         WriteOutcome {
@@ -114,16 +136,61 @@ impl RotatingFile {
                 return Ok(());
             }
         }
-        self.current = None;
+        self.close_current();
         fs::create_dir_all(&self.dir)?;
-        let n = FILE_SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(format!("{}-{n}.jsonl", self.stem));
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        self.current = Some(OpenFile { file, path, size });
+        let (file, path) = self.create_next()?;
+        self.current = Some(OpenFile {
+            file,
+            path,
+            size: 0,
+            lines: 0,
+        });
         Ok(())
     }
+
+    /// Creates the family's next file under a name no file has, plain or
+    /// compressed. Only a dead process whose pid this one reuses can have
+    /// left such a name: its file is skipped, never appended to (its lines
+    /// would be counted, and deleted, as ours).
+    fn create_next(&self) -> io::Result<(File, PathBuf)> {
+        let mut last_error = None;
+        for _ in 0..NAME_ATTEMPTS {
+            let n = FILE_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+            let path = self.dir.join(format!("{}-{n}.jsonl", self.stem));
+            if crate::compress::compressed_name(&path).exists() {
+                continue;
+            }
+            match OpenOptions::new().create_new(true).append(true).open(&path) {
+                Ok(file) => return Ok((file, path)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_error = Some(e),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| io::Error::other("no free file name")))
+    }
+
+    /// Closes the open file for good. A file left without a line (its only
+    /// write failed) is removed: it holds nothing, and kept it would count
+    /// as a rotated file against `max_files`.
+    fn close_current(&mut self) {
+        let Some(open) = self.current.take() else {
+            return;
+        };
+        drop(open.file);
+        if open.lines == 0 {
+            let _ = fs::remove_file(&open.path);
+        } else {
+            self.closed.push(ClosedFile {
+                path: open.path,
+                lines: open.lines,
+            });
+        }
+    }
 }
+
+/// Names tried before giving up when earlier processes left files under the
+/// names this one would use.
+const NAME_ATTEMPTS: usize = 1000;
 
 /// Starts writeback of what was written and lets the kernel drop the
 /// file's clean cached pages. It is asked for the whole file each batch:
@@ -226,17 +293,74 @@ mod tests {
         if !Path::new("/dev/full").exists() {
             return;
         }
-        let mut file = RotatingFile::new(Path::new("/dev"), "spans", "svc", 1 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = RotatingFile::new(dir.path(), "spans", "svc", 1 << 20);
+        // The open file is /dev/full under a name in `dir`: closing it
+        // after the failed write must touch `dir` only.
+        let named = dir.path().join("spans-svc-full.jsonl");
         file.current = Some(OpenFile {
             file: OpenOptions::new().write(true).open("/dev/full").unwrap(),
-            path: PathBuf::from("/dev/full"),
+            path: named.clone(),
             size: 0,
+            lines: 0,
         });
         let (data, ends) = lines(2, 1);
         let out = file.append(&data, &ends);
         assert_eq!(out.lines_written, 0);
         assert_eq!(out.error.unwrap().raw_os_error(), Some(libc::ENOSPC));
         assert!(file.current.is_none());
+        assert!(
+            file.take_closed().is_empty(),
+            "a file without a line is not kept"
+        );
+        assert!(Path::new("/dev/full").exists());
+    }
+
+    #[test]
+    fn rotated_files_are_handed_over_with_their_line_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = RotatingFile::new(dir.path(), "spans", "svc", 100);
+        let (data, ends) = lines(3, 20); // 84 bytes: one append per file
+        for _ in 0..3 {
+            assert_eq!(file.append(&data, &ends).lines_written, 3);
+        }
+        let closed = file.take_closed();
+        assert_eq!(closed.len(), 2, "the third file is still open");
+        assert!(closed.iter().all(|c| c.lines == 3 && c.path.exists()));
+        assert_ne!(closed[0].path, closed[1].path);
+        assert!(file.take_closed().is_empty());
+        assert!(!closed
+            .iter()
+            .any(|c| Some(c.path.as_path()) == file.current_path()));
+    }
+
+    #[test]
+    fn names_left_by_an_earlier_process_are_skipped_not_appended_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut file = RotatingFile::new(dir.path(), "spans", "svc", 1 << 20);
+        // The next sequence numbers, taken by "an earlier process with our
+        // pid": one plain file and one compressed one.
+        let next = FILE_SEQUENCE.load(Ordering::Relaxed);
+        let stem = format!("spans-svc-{}", std::process::id());
+        let mut taken = Vec::new();
+        for n in next..next + 50 {
+            let plain = dir.path().join(format!("{stem}-{n}.jsonl"));
+            let path = if n % 2 == 0 {
+                crate::compress::compressed_name(&plain)
+            } else {
+                plain
+            };
+            fs::write(&path, b"old\n").unwrap();
+            taken.push(path);
+        }
+        let (data, ends) = lines(1, 1);
+        assert_eq!(file.append(&data, &ends).lines_written, 1);
+        let current = file.current_path().unwrap().to_path_buf();
+        assert!(!taken.contains(&current));
+        for path in &taken {
+            assert_eq!(fs::read(path).unwrap(), b"old\n");
+        }
+        assert_eq!(fs::read(&current).unwrap(), data);
     }
 
     #[test]

@@ -19,6 +19,8 @@ DEFAULTS = {
     "max_attribute_length": 4096,
     "max_events": 128,
     "max_file_size_mb": 100,
+    "max_files": 20,
+    "compress_rotated": False,
 }
 
 

@@ -150,6 +150,8 @@ class Tracer:
         max_attribute_length: int | None = None,
         max_events: int | None = None,
         max_file_size_mb: float | None = None,
+        max_files: int | None = None,
+        compress_rotated: bool | None = None,
         max_recent_traces: int | None = None,
         max_traces_per_second: float | None = None,
         parent_based: bool | None = None,
@@ -416,7 +418,7 @@ class Analysis:
     def files(self) -> int: ...
 
 def analyze(path: str | PathLike[str], *, progress: _Progress | None = None) -> Analysis:
-    """Reads every spans*.jsonl file under `path` (or the one file) into traces.
+    """Reads every spans*.jsonl and spans*.jsonl.gz file under `path` (or the one file) into traces.
 
     Raises FileNotFoundError if `path` does not exist, OSError if it cannot be
     read; malformed lines are skipped and counted. `progress(bytes_read,

@@ -277,7 +277,7 @@ def _checked_directory(directory: str) -> str:
 
 def _warn_skipped(report: dict[str, Any], directory: str) -> None:
     if report["files"] == 0:
-        raise CommandError(f"{directory}: no span files (spans*.jsonl) found")
+        raise CommandError(f"{directory}: no span files (spans*.jsonl, spans*.jsonl.gz) found")
     skipped = report["skipped_lines"]
     if skipped:
         first = report.get("first_skipped") or {}
@@ -537,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     default_dir = os.environ.get("FERROTRACE_OUTPUT_DIR") or "traces"
     parser = _Parser(
         prog=PROG,
-        description="Analyse the spans*.jsonl files that ferrotrace services wrote.",
+        description="Analyse the span files (spans*.jsonl[.gz]) that ferrotrace services wrote.",
         epilog=f"DIR defaults to $FERROTRACE_OUTPUT_DIR, else 'traces' (now: {default_dir}).",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {_core.__version__}")

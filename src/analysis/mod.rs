@@ -26,8 +26,9 @@ pub use errors::ErrorGroup;
 pub use operations::OperationStats;
 pub use percentile::LatencyStats;
 pub use reader::{
-    is_span_file_name, read_lines, read_span_file, read_span_files_parallel, read_span_lines,
-    read_spans, read_threads, span_files, AnalysisError, ReadProgress, ReadReport, SkippedLine,
+    is_span_file_name, read_file_lines, read_lines, read_span_file, read_span_files_parallel,
+    read_span_lines, read_spans, read_threads, span_files, AnalysisError, ReadProgress, ReadReport,
+    SkippedLine,
 };
 pub use record::{ErrorRow, EventRow, RecordError, SpanRow};
 pub use streaming::{Precision, StatsOnly};

@@ -1,15 +1,29 @@
-//! Reading span files: a directory of `spans*.jsonl` files (at any depth) or
-//! one file, streamed line by line. Memory is one line buffer plus whatever
-//! the caller keeps of each [`SpanRow`]; malformed lines are counted and
-//! skipped, never fatal, so a torn last line from a live writer is harmless.
+//! Reading span files: a directory of `spans*.jsonl` and `spans*.jsonl.gz`
+//! files (at any depth) or one file, streamed line by line. Memory is one
+//! line buffer plus whatever the caller keeps of each [`SpanRow`];
+//! malformed lines are counted and skipped, never fatal, so a torn last
+//! line from a live writer, or a `.gz` cut short, is harmless.
+//!
+//! Gzip is recognised by its first two bytes, whatever the file's name.
+//! Writers with `compress_rotated` swap files while readers list them: a
+//! plain file and its `.gz` twin listed together are read once (the
+//! `.gz`), and a listed plain file gone by the time it is opened is read
+//! as its `.gz` (or skipped, when retention deleted it).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use flate2::bufread::MultiGzDecoder;
+
 use super::record::{RecordError, SpanRow};
+use crate::compress::compressed_name;
+
+/// The first bytes of every gzip stream.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Why a path could not be read at all.
 #[derive(Debug)]
@@ -106,13 +120,15 @@ impl ReadReport {
     }
 }
 
-/// Whether `name` is a span file name: `spans*.jsonl`.
+/// Whether `name` is a span file name: `spans*.jsonl` or `spans*.jsonl.gz`
+/// (not the `.gz.tmp` of a compression under way).
 pub fn is_span_file_name(name: &str) -> bool {
-    name.starts_with("spans") && name.ends_with(".jsonl")
+    name.starts_with("spans") && (name.ends_with(".jsonl") || name.ends_with(".jsonl.gz"))
 }
 
 /// The span files `path` stands for: itself if it is a file (whatever its
-/// name), else every `spans*.jsonl` below it, in path order. Symlinked
+/// name), else every `spans*.jsonl` and `spans*.jsonl.gz` below it, in path
+/// order, a plain file whose `.gz` is listed too left out. Symlinked
 /// directories are not followed (no cycles); symlinked files are read.
 pub fn span_files(path: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
     let meta = fs::metadata(path).map_err(|e| AnalysisError::io(path, e))?;
@@ -139,8 +155,30 @@ pub fn span_files(path: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
             }
         }
     }
+    // A plain file beside its `.gz` is one compressed a moment ago (or a
+    // crash hit between the rename and the removal): the same lines twice.
+    let listed: HashSet<PathBuf> = files.iter().cloned().collect();
+    files.retain(|f| !listed.contains(&compressed_name(f)));
     files.sort();
     Ok(files)
+}
+
+/// Opens a listed span file. A plain file compressed since it was listed
+/// is opened as its `.gz`; None if it is gone altogether (deleted by
+/// retention since it was listed).
+fn open_span_file(file: &Path) -> Result<Option<(File, PathBuf)>, AnalysisError> {
+    match File::open(file) {
+        Ok(handle) => Ok(Some((handle, file.to_path_buf()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let gz = compressed_name(file);
+            match File::open(&gz) {
+                Ok(handle) => Ok(Some((handle, gz))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(AnalysisError::io(&gz, e)),
+            }
+        }
+        Err(e) => Err(AnalysisError::io(file, e)),
+    }
 }
 
 /// Reads every span under `path` (see [`span_files`]), calling `on_span` for
@@ -169,21 +207,78 @@ pub fn read_span_file(
     report: &mut ReadReport,
     on_span: &mut impl FnMut(SpanRow),
 ) -> Result<(), AnalysisError> {
-    let handle = File::open(file).map_err(|e| AnalysisError::io(file, e))?;
+    let Some((handle, path)) = open_span_file(file)? else {
+        return Ok(());
+    };
     report.files += 1;
-    read_span_lines(BufReader::new(handle), file, report, on_span)
-        .map_err(|e| AnalysisError::io(file, e))
+    read_span_lines(BufReader::new(handle), &path, report, on_span)
+        .map_err(|e| AnalysisError::io(&path, e))
 }
 
-/// Reads span lines from any buffered source; `origin` names it in
-/// [`SkippedLine`]. Blank lines are ignored; malformed ones are counted.
+/// Reads the lines of a file's contents, plain or gzip (see
+/// [`read_lines`]). A gzip stream cut short or damaged ends the file: its
+/// lines before that point are read, and the damage is counted as one
+/// skipped line.
+pub fn read_file_lines<R: BufRead>(
+    mut reader: R,
+    origin: &Path,
+    report: &mut ReadReport,
+    on_line: &mut impl FnMut(&[u8]) -> Result<(), RecordError>,
+) -> io::Result<()> {
+    if !reader.fill_buf()?.starts_with(&GZIP_MAGIC) {
+        return read_lines(reader, origin, report, on_line);
+    }
+    let decoded = BufReader::with_capacity(
+        256 << 10,
+        UntilDamaged {
+            inner: MultiGzDecoder::new(reader),
+            damage: None,
+        },
+    );
+    read_lines_with(decoded, origin, report, on_line, |r| {
+        r.get_ref().damage.as_ref().map(ToString::to_string)
+    })
+}
+
+/// A decoder that reads as ending where its data is cut short or damaged,
+/// keeping the reason. Other errors (the file's own) pass through.
+struct UntilDamaged<R> {
+    inner: R,
+    damage: Option<io::Error>,
+}
+
+impl<R: Read> Read for UntilDamaged<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.damage.is_some() {
+            return Ok(0);
+        }
+        match self.inner.read(buf) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::UnexpectedEof
+                        | io::ErrorKind::InvalidInput
+                        | io::ErrorKind::InvalidData
+                ) =>
+            {
+                self.damage = Some(e);
+                Ok(0)
+            }
+            other => other,
+        }
+    }
+}
+
+/// Reads span lines from any buffered source, plain or gzip; `origin`
+/// names it in [`SkippedLine`]. Blank lines are ignored; malformed ones are
+/// counted.
 pub fn read_span_lines<R: BufRead>(
     reader: R,
     origin: &Path,
     report: &mut ReadReport,
     on_span: &mut impl FnMut(SpanRow),
 ) -> io::Result<()> {
-    read_lines(reader, origin, report, &mut |line| {
+    read_file_lines(reader, origin, report, &mut |line| {
         SpanRow::parse_bytes(line).map(&mut *on_span)
     })
 }
@@ -192,36 +287,64 @@ pub fn read_span_lines<R: BufRead>(
 /// `on_line`, which counts it as a span (`Ok`) or says why it is not one
 /// (`Err`: counted as skipped; the first is kept in the report).
 pub fn read_lines<R: BufRead>(
+    reader: R,
+    origin: &Path,
+    report: &mut ReadReport,
+    on_line: &mut impl FnMut(&[u8]) -> Result<(), RecordError>,
+) -> io::Result<()> {
+    read_lines_with(reader, origin, report, on_line, |_| None)
+}
+
+/// [`read_lines`] over a source that can end early with a reason
+/// (`damage`): the line it cut short, or the missing rest when it cut at a
+/// line's end, is one skipped line with that reason.
+fn read_lines_with<R: BufRead>(
     mut reader: R,
     origin: &Path,
     report: &mut ReadReport,
     on_line: &mut impl FnMut(&[u8]) -> Result<(), RecordError>,
+    damage: impl Fn(&R) -> Option<String>,
 ) -> io::Result<()> {
     let mut line = Vec::with_capacity(1024);
     let mut number = 0u64;
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        let at_end = reader.read_until(b'\n', &mut line)? == 0;
+        number += u64::from(!at_end);
+        // Only the last line of a source lacks its newline: if the source
+        // was cut short, that line is the cut one.
+        if at_end || !line.ends_with(b"\n") {
+            if let Some(why) = damage(&reader) {
+                let number = if at_end { number + 1 } else { number };
+                skip(report, origin, number, RecordError::Damaged(why));
+                return Ok(());
+            }
+        }
+        if at_end {
             return Ok(());
         }
-        number += 1;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        report.lines += 1;
         match on_line(&line) {
-            Ok(()) => report.spans += 1,
-            Err(error) => {
-                report.skipped += 1;
-                if report.first_skipped.is_none() {
-                    report.first_skipped = Some(SkippedLine {
-                        path: origin.to_path_buf(),
-                        line: number,
-                        error,
-                    });
-                }
+            Ok(()) => {
+                report.lines += 1;
+                report.spans += 1;
             }
+            Err(error) => skip(report, origin, number, error),
         }
+    }
+}
+
+fn skip(report: &mut ReadReport, origin: &Path, line: u64, error: RecordError) {
+    report.lines += 1;
+    report.skipped += 1;
+    if report.first_skipped.is_none() {
+        report.first_skipped = Some(SkippedLine {
+            path: origin.to_path_buf(),
+            line,
+            error,
+        });
     }
 }
 
@@ -352,12 +475,12 @@ fn read_one_file<T>(
     start_file: &impl Fn() -> T,
     on_line: &impl Fn(&mut T, &[u8]) -> Result<(), RecordError>,
 ) -> FileResult<T> {
-    let handle = File::open(file).map_err(|e| AnalysisError::io(file, e))?;
-    let mut report = ReadReport {
-        files: 1,
-        ..ReadReport::default()
-    };
+    let mut report = ReadReport::default();
     let mut output = start_file();
+    let Some((handle, path)) = open_span_file(file)? else {
+        return Ok((output, report));
+    };
+    report.files = 1;
     let reader = BufReader::with_capacity(
         256 << 10,
         Counted {
@@ -365,10 +488,10 @@ fn read_one_file<T>(
             progress,
         },
     );
-    read_lines(reader, file, &mut report, &mut |line| {
+    read_file_lines(reader, &path, &mut report, &mut |line| {
         on_line(&mut output, line)
     })
-    .map_err(|e| AnalysisError::io(file, e))?;
+    .map_err(|e| AnalysisError::io(&path, e))?;
     Ok((output, report))
 }
 
@@ -499,7 +622,163 @@ mod tests {
         assert!(is_span_file_name("spans.jsonl"));
         assert!(is_span_file_name("spans-4242-3.jsonl"));
         assert!(!is_span_file_name("traces-1.jsonl"));
-        assert!(!is_span_file_name("spans.jsonl.gz"));
+        assert!(is_span_file_name("spans-api-4242-3.jsonl.gz"));
+        assert!(!is_span_file_name("spans-api-4242-3.jsonl.gz.tmp"));
+        assert!(!is_span_file_name("traces-1.jsonl.gz"));
         assert!(!is_span_file_name("myspans.jsonl"));
+    }
+
+    fn gzip(content: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(content).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn write_bytes(path: &Path, content: &[u8]) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+
+    fn spans_text(trace: u128, n: u64) -> String {
+        (1..=n)
+            .map(|i| span_line(trace, i, (i > 1).then_some(1)))
+            .collect()
+    }
+
+    /// Every span id read under `path`, sorted, with the report: sequential
+    /// and parallel reads must agree.
+    fn read_all(path: &Path) -> (Vec<(u128, u64)>, ReadReport) {
+        let mut ids = Vec::new();
+        let report = read_spans(path, |r| ids.push((r.trace_id.0, r.span_id.0))).unwrap();
+        ids.sort();
+        let (parts, parallel) = read_span_files_parallel(
+            path,
+            3,
+            &ReadProgress::new(),
+            Vec::new,
+            |ids: &mut Vec<(u128, u64)>, line| {
+                let r = SpanRow::parse_bytes(line)?;
+                ids.push((r.trace_id.0, r.span_id.0));
+                Ok(())
+            },
+        )
+        .unwrap();
+        let mut parallel_ids: Vec<_> = parts.into_iter().flatten().collect();
+        parallel_ids.sort();
+        assert_eq!(parallel_ids, ids);
+        assert_eq!(parallel, report);
+        (ids, report)
+    }
+
+    #[test]
+    fn gzipped_files_read_like_plain_ones() {
+        let plain_dir = tempfile::tempdir().unwrap();
+        let gz_dir = tempfile::tempdir().unwrap();
+        for (n, trace) in [(0u32, 1u128), (1, 2), (2, 3)] {
+            let text = spans_text(trace, 40);
+            write(
+                &plain_dir.path().join(format!("spans-a-1-{n}.jsonl")),
+                &text,
+            );
+            // Mixed, as a directory with compress_rotated is: the open
+            // file plain, the rotated ones gzipped.
+            let name = format!("spans-a-1-{n}.jsonl");
+            if n < 2 {
+                write_bytes(&gz_dir.path().join(name + ".gz"), &gzip(text.as_bytes()));
+            } else {
+                write(&gz_dir.path().join(name), &text);
+            }
+        }
+        let (plain_ids, plain_report) = read_all(plain_dir.path());
+        let (gz_ids, gz_report) = read_all(gz_dir.path());
+        assert_eq!(plain_ids.len(), 120);
+        assert_eq!(gz_ids, plain_ids);
+        assert_eq!(gz_report, plain_report);
+        assert_eq!(gz_report.files, 3);
+        assert_eq!((gz_report.spans, gz_report.skipped), (120, 0));
+        // One file given by path is recognised by its content, not its name.
+        let odd = gz_dir.path().join("copy.bin");
+        fs::copy(gz_dir.path().join("spans-a-1-0.jsonl.gz"), &odd).unwrap();
+        assert_eq!(read_all(&odd).0.len(), 40);
+    }
+
+    #[test]
+    fn a_plain_file_beside_its_gz_is_read_once_and_tmp_files_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = spans_text(1, 10);
+        let plain = dir.path().join("spans-a-1-0.jsonl");
+        write(&plain, &text);
+        write_bytes(&compressed_name(&plain), &gzip(text.as_bytes()));
+        // A compression under way: half a stream.
+        let half = gzip(spans_text(2, 10).as_bytes());
+        write_bytes(
+            &dir.path().join("spans-a-1-1.jsonl.gz.tmp"),
+            &half[..half.len() / 2],
+        );
+        assert_eq!(
+            span_files(dir.path()).unwrap(),
+            vec![compressed_name(&plain)]
+        );
+        let (ids, report) = read_all(dir.path());
+        assert_eq!(ids.len(), 10);
+        assert_eq!((report.files, report.skipped), (1, 0));
+    }
+
+    #[test]
+    fn a_file_compressed_or_deleted_after_listing_is_still_read_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = spans_text(1, 5);
+        let compressed_since = dir.path().join("spans-a-1-0.jsonl");
+        write_bytes(&compressed_name(&compressed_since), &gzip(text.as_bytes()));
+        let deleted_since = dir.path().join("spans-a-1-1.jsonl");
+        let mut report = ReadReport::default();
+        let mut rows = 0;
+        for listed in [&compressed_since, &deleted_since] {
+            read_span_file(listed, &mut report, &mut |_| rows += 1).unwrap();
+        }
+        assert_eq!(rows, 5);
+        assert_eq!((report.files, report.spans, report.skipped), (1, 5, 0));
+    }
+
+    #[test]
+    fn a_truncated_gz_gives_its_readable_lines_and_counts_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = spans_text(1, 200);
+        let whole = gzip(text.as_bytes());
+        let path = dir.path().join("spans-a-1-0.jsonl.gz");
+        let mut previous = 0;
+        // Every cut, from just after the magic bytes to inside the trailer.
+        for cut in (2..whole.len()).step_by(7).chain([whole.len() - 1]) {
+            write_bytes(&path, &whole[..cut]);
+            let mut spans = Vec::new();
+            let mut report = ReadReport::default();
+            read_span_file(&path, &mut report, &mut |r| spans.push(r.span_id.0)).unwrap();
+            let n = spans.len() as u64;
+            // What is read is the file's first n lines, in order.
+            assert_eq!(spans, (1..=n).collect::<Vec<_>>(), "cut at {cut}");
+            assert!(n >= previous, "a longer prefix never reads fewer lines");
+            previous = n;
+            assert_eq!(report.skipped, 1, "cut at {cut}");
+            assert_eq!(report.lines, n + 1);
+            let first = report.first_skipped.unwrap();
+            assert!(matches!(first.error, RecordError::Damaged(_)), "{first:?}");
+            assert_eq!(first.line, n + 1);
+        }
+        assert!(previous >= 199, "cut inside the trailer, read {previous}");
+        // The parallel reader too: no error, the same counts.
+        write_bytes(&path, &whole[..whole.len() / 2]);
+        let (ids, report) = read_all(dir.path());
+        assert_eq!(report.skipped, 1);
+        assert_eq!(ids.len() as u64, report.spans);
+    }
+
+    #[test]
+    fn garbage_after_the_gzip_magic_is_one_skipped_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spans-a-1-0.jsonl.gz");
+        write_bytes(&path, &[0x1f, 0x8b, b'n', b'o', b't', b' ', b'g', b'z']);
+        let (ids, report) = read_all(&path);
+        assert!(ids.is_empty());
+        assert_eq!((report.files, report.skipped), (1, 1));
     }
 }

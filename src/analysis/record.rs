@@ -76,6 +76,10 @@ pub enum RecordError {
     EndBeforeStart { start_ns: u64, end_ns: u64 },
     /// A negative `duration_ms`.
     NegativeDuration(f64),
+    /// A `.gz` file whose data ends early or is damaged (a crash during
+    /// compression, a copy cut short): what came before was read, nothing
+    /// after this point can be.
+    Damaged(String),
 }
 
 impl fmt::Display for RecordError {
@@ -93,6 +97,10 @@ impl fmt::Display for RecordError {
                 write!(f, "end_ns {end_ns} is before start_ns {start_ns}")
             }
             RecordError::NegativeDuration(d) => write!(f, "duration_ms {d} is negative"),
+            RecordError::Damaged(why) => write!(
+                f,
+                "compressed data cut short or damaged ({why}); the rest of the file is unreadable"
+            ),
         }
     }
 }

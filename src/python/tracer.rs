@@ -163,7 +163,9 @@ impl TracerPy {
         Ok(d)
     }
 
-    /// Files written so far (spans and trace summaries).
+    /// The tracer's files on disk (spans and trace summaries), oldest
+    /// first: a rotated file under its `.gz` name once compressed, and
+    /// without the files `max_files` deleted.
     fn files<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let paths: Vec<String> = self
             .core

@@ -5,11 +5,11 @@
 //! dead network endpoint can never hold up the files, the collector, or
 //! traced code. See ARCHITECTURE.md, "Sinks".
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::sync::Mutex;
@@ -23,6 +23,7 @@ use crate::export::otlp::OtlpExporter;
 use crate::export::zipkin::ZipkinExporter;
 use crate::export::Resource;
 use crate::trace_summary::TraceSummary;
+use crate::warnings::Warnings;
 
 pub mod jsonl;
 pub(crate) mod worker;
@@ -64,19 +65,33 @@ pub struct SinkControl {
     /// shutting-down sink must have returned; 0 means none.
     deadline_ns: AtomicU64,
     base: Instant,
+    /// The pipeline's warnings, for what a sink must tell the user that is
+    /// not a lost delivery (a `Delivery::error` is warned by the worker).
+    warnings: Arc<Warnings>,
 }
 
 impl Default for SinkControl {
     fn default() -> Self {
-        SinkControl {
-            stopping: AtomicBool::new(false),
-            deadline_ns: AtomicU64::new(0),
-            base: Instant::now(),
-        }
+        SinkControl::new(Arc::default())
     }
 }
 
 impl SinkControl {
+    pub(crate) fn new(warnings: Arc<Warnings>) -> Self {
+        SinkControl {
+            stopping: AtomicBool::new(false),
+            deadline_ns: AtomicU64::new(0),
+            base: Instant::now(),
+            warnings,
+        }
+    }
+
+    /// Where a sink (or a thread of its own) reports a condition the user
+    /// should hear of once, such as files deleted by retention.
+    pub(crate) fn warnings(&self) -> &Arc<Warnings> {
+        &self.warnings
+    }
+
     /// True once shutdown began: retries should stop, in-flight work finish.
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
@@ -118,6 +133,21 @@ pub trait Sink: Send + 'static {
     fn summaries_written(&self) -> u64 {
         0
     }
+
+    /// Files opened and deleted so far (only the file sink has files).
+    fn file_counts(&self) -> FileCounts {
+        FileCounts::default()
+    }
+}
+
+/// What the file sink did with files, as `metrics()` reports it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileCounts {
+    pub files_opened: u64,
+    /// Rotated files deleted to keep `max_files` (both families).
+    pub files_deleted: u64,
+    /// Spans that were in the deleted span files.
+    pub spans_deleted: u64,
 }
 
 /// The sinks `config` asks for, in order: the files first (when
@@ -134,7 +164,7 @@ pub fn from_config(config: &Config, files: &Arc<Mutex<Vec<PathBuf>>>) -> Built {
         built.sinks.push(Box::new(jsonl::JsonlSink::new(
             dir,
             &config.service_name,
-            config.max_file_bytes,
+            jsonl::FileLimits::from(config),
             Arc::clone(files),
         )));
     }

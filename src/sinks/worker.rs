@@ -40,6 +40,11 @@ pub(crate) struct SinkCounters {
     pub dropped_at_shutdown: AtomicU64,
     /// Trace-summary lines written (the file sink only).
     pub summaries_written: AtomicU64,
+    /// Files opened, and rotated files (and their spans) deleted by
+    /// retention (the file sink only).
+    pub files_opened: AtomicU64,
+    pub files_deleted: AtomicU64,
+    pub spans_deleted: AtomicU64,
 }
 
 struct Shared {
@@ -80,7 +85,7 @@ impl SinkWorker {
             queued_spans: AtomicUsize::new(0),
             capacity_spans: capacity_spans.max(1),
             counters: SinkCounters::default(),
-            control: SinkControl::default(),
+            control: SinkControl::new(Arc::clone(&warnings)),
             thread: OnceLock::new(),
             flush_requested: AtomicU64::new(0),
             flush_done: Mutex::new(0),
@@ -246,9 +251,15 @@ fn run(mut sink: Box<dyn Sink>, s: &Shared, pool: &RecordPool, warnings: &Warnin
                         );
                     }
                 }
-                s.counters
-                    .summaries_written
+                let c = &s.counters;
+                c.summaries_written
                     .store(sink.summaries_written(), Ordering::Relaxed);
+                let files = sink.file_counts();
+                c.files_opened.store(files.files_opened, Ordering::Relaxed);
+                c.files_deleted
+                    .store(files.files_deleted, Ordering::Relaxed);
+                c.spans_deleted
+                    .store(files.spans_deleted, Ordering::Relaxed);
             }
             recycle(batch, pool);
         }
@@ -261,6 +272,10 @@ fn run(mut sink: Box<dyn Sink>, s: &Shared, pool: &RecordPool, warnings: &Warnin
         }
         thread::park_timeout(IDLE_PARK);
     }
+    // The sink's own threads (the file sink's compressor) wind down before
+    // the sink reports itself stopped, so a finished shutdown leaves no
+    // half-done work behind.
+    drop(sink);
     *s.stopped.lock() = true;
     s.stopped_cond.notify_all();
     *s.flush_done.lock() = u64::MAX;
