@@ -35,6 +35,7 @@ bench: install $(VENV)/.bench-deps
 	$(PY) benches/bench_hotpath.py
 	$(PY) benches/bench_throughput.py
 	$(PY) benches/bench_analysis.py
+	$(PY) benches/bench_export.py
 
 lint: install
 	cargo fmt --check
