@@ -380,10 +380,10 @@ impl Pipeline {
         }
         // Every sink is waited for (not `all`, which stops at the first
         // late one): a late sink is abandoned and its spans counted.
-        let sinks_stopped = self
-            .sinks
-            .iter()
-            .fold(true, |all, s| s.wait_stopped(deadline) && all);
+        let mut sinks_stopped = true;
+        for sink in &self.sinks {
+            sinks_stopped &= sink.wait_stopped(deadline);
+        }
         collector_stopped && sinks_stopped
     }
 
