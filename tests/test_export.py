@@ -45,6 +45,20 @@ REMOTE_PARENT = "b7ad6b7169203331"
 
 
 @pytest.fixture
+def make_tracer(make_tracer):
+    """conftest's factory, with the collector draining only when told (by
+    flush, shutdown, or a quarter-full buffer): the spans a test makes in one
+    go then leave in one batch, so the requests a scripted sink sees are
+    exactly the ones the test expects."""
+
+    def make(output_dir: Any = None, **kwargs: Any) -> ft.Tracer:
+        kwargs.setdefault("flush_interval_ms", 60_000)
+        return make_tracer(output_dir, **kwargs)
+
+    return make
+
+
+@pytest.fixture
 def sink():
     with Sink() as s:
         yield s
