@@ -36,6 +36,7 @@ bench: install $(VENV)/.bench-deps
 	$(PY) benches/bench_throughput.py
 	$(PY) benches/bench_analysis.py
 	$(PY) benches/bench_compress.py
+	$(PY) benches/bench_export.py
 
 lint: install
 	cargo fmt --check

@@ -366,7 +366,12 @@ impl Pipeline {
         for sink in &self.sinks {
             sink.begin_shutdown(deadline);
         }
-        let sinks_stopped = self.sinks.iter().all(|s| s.wait_stopped(deadline));
+        // Every sink is waited for (not `all`, which stops at the first
+        // late one): a late sink is abandoned and its spans counted.
+        let mut sinks_stopped = true;
+        for sink in &self.sinks {
+            sinks_stopped &= sink.wait_stopped(deadline);
+        }
         collector_stopped && sinks_stopped
     }
 

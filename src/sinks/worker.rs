@@ -62,6 +62,14 @@ struct Shared {
     shutdown: AtomicBool,
     stopped: Mutex<bool>,
     stopped_cond: Condvar,
+    /// Spans of the batch in `Sink::deliver` (0 when none).
+    in_flight: AtomicUsize,
+    /// Set when shutdown's deadline passed with the thread still busy (a
+    /// request to a blackholed endpoint, say): everything it still held was
+    /// counted as dropped then, so whatever it settles later is not counted
+    /// again. The lock also orders taking and settling a batch against that
+    /// count.
+    abandoned: Mutex<bool>,
 }
 
 /// The collector's handle on one sink.
@@ -93,6 +101,8 @@ impl SinkWorker {
             shutdown: AtomicBool::new(false),
             stopped: Mutex::new(false),
             stopped_cond: Condvar::new(),
+            in_flight: AtomicUsize::new(0),
+            abandoned: Mutex::new(false),
         });
         let thread_shared = Arc::clone(&shared);
         let thread_warnings = Arc::clone(&warnings);
@@ -159,8 +169,16 @@ impl SinkWorker {
                 .fetch_add(n as u64, Ordering::Relaxed);
             return false;
         }
+        let abandoned = s.abandoned.lock();
+        if *abandoned {
+            s.counters
+                .dropped_at_shutdown
+                .fetch_add(n as u64, Ordering::Relaxed);
+            return false;
+        }
         s.queued_spans.fetch_add(n, Ordering::Relaxed);
         s.queue.lock().push_back(Arc::clone(batch));
+        drop(abandoned);
         s.wake();
         true
     }
@@ -188,10 +206,20 @@ impl SinkWorker {
         self.shared.wake();
     }
 
+    /// Waits until the sink stopped, or `deadline`. A sink still busy at
+    /// the deadline is abandoned (its thread is never joined, so exit never
+    /// waits for a network): what it still holds, queued or in flight, is
+    /// counted as dropped at shutdown now, since no one may read the
+    /// counters later.
     pub fn wait_stopped(&self, deadline: Instant) -> bool {
         let s = &self.shared;
-        s.stopped_cond
+        if s.stopped_cond
             .wait_for(&s.stopped, deadline, |stopped| *stopped)
+        {
+            return true;
+        }
+        s.abandon();
+        false
     }
 
     /// Spans this sink has lost so far, for any reason.
@@ -210,11 +238,43 @@ impl Shared {
         }
     }
 
-    fn pop(&self) -> Option<Arc<Batch>> {
+    /// The next batch, now in flight; none once abandoned.
+    fn take(&self) -> Option<Arc<Batch>> {
+        let abandoned = self.abandoned.lock();
+        if *abandoned {
+            return None;
+        }
         let batch = self.queue.lock().pop_front()?;
         self.queued_spans
             .fetch_sub(batch.spans.len(), Ordering::Relaxed);
+        self.in_flight.store(batch.spans.len(), Ordering::Relaxed);
         Some(batch)
+    }
+
+    /// Counts the outcome of the batch in flight, unless the sink was
+    /// abandoned meanwhile (then it is counted already).
+    fn settle(&self, count: impl FnOnce()) {
+        let abandoned = self.abandoned.lock();
+        if !*abandoned {
+            count();
+        }
+        self.in_flight.store(0, Ordering::Relaxed);
+    }
+
+    /// Gives up on a sink whose thread missed shutdown's deadline: counts
+    /// its queued and in-flight spans as dropped, once.
+    fn abandon(&self) {
+        let mut abandoned = self.abandoned.lock();
+        if *abandoned || *self.stopped.lock() {
+            return;
+        }
+        *abandoned = true;
+        let queued: usize = self.queue.lock().drain(..).map(|b| b.spans.len()).sum();
+        self.queued_spans.store(0, Ordering::Relaxed);
+        let pending = queued + self.in_flight.load(Ordering::Relaxed);
+        self.counters
+            .dropped_at_shutdown
+            .fetch_add(pending as u64, Ordering::Relaxed);
     }
 }
 
@@ -225,22 +285,26 @@ fn run(mut sink: Box<dyn Sink>, s: &Shared, pool: &RecordPool, warnings: &Warnin
         // batches it covers were queued, so this drain sees them.
         let requested = s.flush_requested.load(Ordering::SeqCst);
         let shutting_down = s.shutdown.load(Ordering::Acquire);
-        while let Some(batch) = s.pop() {
+        while let Some(batch) = s.take() {
             let past_deadline = s.control.deadline().is_some_and(|d| Instant::now() >= d);
             if disabled || past_deadline {
-                s.counters
-                    .dropped_at_shutdown
-                    .fetch_add(batch.spans.len() as u64, Ordering::Relaxed);
+                s.settle(|| {
+                    s.counters
+                        .dropped_at_shutdown
+                        .fetch_add(batch.spans.len() as u64, Ordering::Relaxed);
+                });
             } else {
                 let outcome = catch_unwind(AssertUnwindSafe(|| sink.deliver(&batch, &s.control)));
                 match outcome {
-                    Ok(delivery) => record(s, &delivery, warnings),
+                    Ok(delivery) => s.settle(|| record(s, &delivery, warnings)),
                     Err(_) => {
                         disabled = true;
-                        s.counters.errors.fetch_add(1, Ordering::Relaxed);
-                        s.counters
-                            .lost
-                            .fetch_add(batch.spans.len() as u64, Ordering::Relaxed);
+                        s.settle(|| {
+                            s.counters.errors.fetch_add(1, Ordering::Relaxed);
+                            s.counters
+                                .lost
+                                .fetch_add(batch.spans.len() as u64, Ordering::Relaxed);
+                        });
                         warnings.warn_once(
                             format!("{}-panic", s.name),
                             format!(
@@ -267,7 +331,7 @@ fn run(mut sink: Box<dyn Sink>, s: &Shared, pool: &RecordPool, warnings: &Warnin
             *s.flush_done.lock() = requested;
             s.flush_cond.notify_all();
         }
-        if shutting_down && s.queue.lock().is_empty() {
+        if shutting_down && (s.queue.lock().is_empty() || *s.abandoned.lock()) {
             break;
         }
         thread::park_timeout(IDLE_PARK);
@@ -465,5 +529,37 @@ mod tests {
         assert_eq!(delivered + dropped, 10);
         assert!(dropped >= 8, "delivered {delivered}, dropped {dropped}");
         assert!(!w.offer(&batch(1)));
+    }
+
+    #[test]
+    fn a_sink_stuck_past_the_deadline_is_abandoned_with_its_spans_counted_once() {
+        let seen = Arc::new(AtomicU64::new(0));
+        let (w, _) = start(
+            Probe {
+                seen: Arc::clone(&seen),
+                stall: Some(Duration::from_millis(400)),
+                fail: false,
+            },
+            1000,
+        );
+        assert!(w.offer(&batch(3)));
+        // The first batch is in flight (stuck in deliver), two more queued.
+        while w.queued_spans() != 0 {
+            thread::sleep(Duration::from_millis(1));
+        }
+        assert!(w.offer(&batch(4)));
+        assert!(w.offer(&batch(5)));
+        w.begin_shutdown(Instant::now());
+        assert!(!w.wait_stopped(Instant::now()));
+        let c = w.counters();
+        assert_eq!(c.dropped_at_shutdown.load(Ordering::Relaxed), 12);
+        assert!(!w.offer(&batch(2)));
+        assert_eq!(c.dropped_at_shutdown.load(Ordering::Relaxed), 14);
+        // The stuck delivery ends later: not counted a second time, and the
+        // thread stops.
+        assert!(w.wait_stopped(Instant::now() + Duration::from_secs(10)));
+        assert_eq!(seen.load(Ordering::Relaxed), 3);
+        assert_eq!(c.delivered.load(Ordering::Relaxed), 0);
+        assert_eq!(w.losses(), 14);
     }
 }
