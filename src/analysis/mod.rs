@@ -29,7 +29,7 @@ pub use reader::{
     is_span_file_name, read_lines, read_span_file, read_span_files_parallel, read_span_lines,
     read_spans, read_threads, span_files, AnalysisError, ReadProgress, ReadReport, SkippedLine,
 };
-pub use record::{ErrorRow, EventRow, RecordError, SpanRow};
+pub use record::{ErrorRow, EventRow, LinkRow, RecordError, ScopeRow, SpanRow};
 pub use streaming::{Precision, StatsOnly};
 pub use traces::{Trace, TraceHeadline, TraceView};
 
