@@ -3,8 +3,8 @@
 //! An edge is counted for every span whose parent (in the same trace)
 //! belongs to another service. A process that only sees its own spans (the
 //! in-process tracer) would find no edges that way, so a client or producer
-//! span with no child from another service also counts an edge to its
-//! `peer.service` attribute (the OpenTelemetry convention), when it has one.
+//! span with no child from another service also counts an edge to the callee
+//! it names (see [`CALLEE_KEYS`]), when it names one.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +12,12 @@ use compact_str::CompactString;
 use serde::Serialize;
 
 use super::traces::TraceView;
+
+/// Where a client or producer span names its callee, by the OpenTelemetry
+/// conventions, first found wins: the logical service (`peer.service`), else
+/// the host called (`server.address`, or `net.peer.name` as instrumentations
+/// still write it by default, before the stable HTTP conventions).
+pub(crate) const CALLEE_KEYS: [&str; 3] = ["peer.service", "server.address", "net.peer.name"];
 
 /// Calls from one service to another.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -44,7 +50,10 @@ pub(crate) fn service_dependencies<'a>(
             if calls_out[position] || !(span.kind == "client" || span.kind == "producer") {
                 continue;
             }
-            if let Some(peer) = span.attributes.get("peer.service").and_then(|v| v.as_str()) {
+            let callee = CALLEE_KEYS
+                .iter()
+                .find_map(|key| span.attributes.get(*key).and_then(|v| v.as_str()));
+            if let Some(peer) = callee {
                 if !peer.is_empty() && peer != span.service {
                     *edges.entry((span.service.as_str(), peer)).or_default() += 1;
                 }
@@ -142,6 +151,42 @@ mod tests {
         assert_eq!(
             deps,
             vec![edge("api", "payments", 1), edge("api", "users", 1)]
+        );
+    }
+
+    #[test]
+    fn client_spans_name_their_callee_by_peer_service_then_address() {
+        let client = |span: u64, attrs: &[(&str, &str)]| {
+            let mut r = row(1, span, Some(1), "call", "api", 1, 2);
+            r.kind = "client".into();
+            for (k, v) in attrs {
+                r.attributes.insert(k.to_string(), (*v).into());
+            }
+            r
+        };
+        let rows = vec![
+            row(1, 1, None, "GET /", "api", 0, 10),
+            client(
+                2,
+                &[
+                    ("server.address", "db.internal"),
+                    ("peer.service", "orders-db"),
+                ],
+            ),
+            client(3, &[("server.address", "search.internal")]),
+            client(4, &[("net.peer.name", "legacy.internal")]),
+            // Naming nothing, or itself: no edge.
+            client(5, &[("db.system", "sqlite")]),
+            client(6, &[("server.address", "api")]),
+        ];
+        let deps = service_dependencies(TraceStore::from_iter(rows).views());
+        assert_eq!(
+            deps,
+            vec![
+                edge("api", "legacy.internal", 1),
+                edge("api", "orders-db", 1),
+                edge("api", "search.internal", 1),
+            ]
         );
     }
 }
