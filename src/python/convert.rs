@@ -155,6 +155,11 @@ pub fn exception_with_traceback(
     }
 }
 
+/// An exception's type name, module-qualified unless builtin.
+pub fn exception_type(exc: &Bound<'_, PyAny>) -> String {
+    qualified_type_name(&exc.get_type())
+}
+
 fn qualified_type_name(t: &Bound<'_, PyType>) -> String {
     let name = t
         .qualname()
