@@ -38,6 +38,17 @@ struct OtelContext {
     span_key: Py<PyString>,
     /// `opentelemetry.context.Context` (a read-only dict subclass).
     context_type: Py<PyType>,
+    /// dict's own constructor, when `Context` keeps dict's `__new__` and
+    /// `__init__` (it always has).
+    dict_new: Option<ffi::newfunc>,
+}
+
+fn check(py: Python<'_>, rc: std::os::raw::c_int) -> PyResult<()> {
+    if rc < 0 {
+        return Err(PyErr::take(py)
+            .unwrap_or_else(|| PyRuntimeError::new_err("building the OpenTelemetry context failed")));
+    }
+    Ok(())
 }
 
 impl OtelContext {
@@ -62,20 +73,47 @@ impl OtelContext {
         dict.get_item(self.span_key.bind(py))
     }
 
-    /// Attaches a copy of the current Context with `span` as its span.
-    fn attach<'py>(&self, py: Python<'py>, span: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let current = self.current(py)?;
-        let context = self.context_type.bind(py).call1((current,))?;
+    /// A copy of `current` with `span` as its span.
+    fn with_span<'py>(
+        &self,
+        py: Python<'py>,
+        current: &Bound<'py, PyAny>,
+        span: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let context = match (self.dict_new, current.cast::<PyDict>()) {
+            // `Context(current)` through the type costs several times a
+            // dict copy (no vectorcall for a Python subclass, an __init__
+            // lookup): make the instance with dict's own constructor and
+            // merge, which is what that call ends up doing.
+            (Some(dict_new), Ok(current)) => {
+                // SAFETY: `dict_new` is dict's tp_new, which `Context`
+                // inherits (checked at install); it takes (type, args, kwargs)
+                // and returns a new reference or NULL with an error set.
+                let made = unsafe {
+                    let args = ffi::PyTuple_New(0);
+                    let made = dict_new(self.context_type.as_ptr().cast(), args, std::ptr::null_mut());
+                    ffi::Py_XDECREF(args);
+                    Bound::from_owned_ptr_or_err(py, made)?
+                };
+                // SAFETY: both are dicts (`made` a fresh, unshared one).
+                check(py, unsafe { ffi::PyDict_Merge(made.as_ptr(), current.as_ptr(), 1) })?;
+                made
+            }
+            _ => self.context_type.bind(py).call1((current,))?,
+        };
         // SAFETY: `context` is a dict subclass we just made and nobody else
         // holds; setting through the C API bypasses Context's read-only
         // __setitem__, as building it does.
-        let rc = unsafe {
+        check(py, unsafe {
             ffi::PyDict_SetItem(context.as_ptr(), self.span_key.as_ptr(), span.as_ptr())
-        };
-        if rc < 0 {
-            return Err(PyErr::take(py)
-                .unwrap_or_else(|| PyRuntimeError::new_err("setting the current span failed")));
-        }
+        })?;
+        Ok(context)
+    }
+
+    /// Attaches a copy of the current Context with `span` as its span.
+    fn attach<'py>(&self, py: Python<'py>, span: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let current = self.current(py)?;
+        let context = self.with_span(py, &current, span)?;
         match &self.var {
             Some(var) => var_set(var.bind(py), &context),
             None => self
@@ -200,15 +238,25 @@ pub fn install_otel(py: Python<'_>) -> PyResult<()> {
             .getattr("_SPAN_KEY")?
             .cast_into::<PyString>()?
             .unbind();
-        let context_type = context
-            .getattr("Context")?
-            .cast_into::<PyType>()?
-            .unbind();
+        let context_type = context.getattr("Context")?.cast_into::<PyType>()?;
+        // SAFETY: reading two slots of live type objects.
+        let dict_new = unsafe {
+            let dict = &*std::ptr::addr_of!(ffi::PyDict_Type);
+            let ours = &*context_type.as_type_ptr();
+            let same = |a: Option<ffi::newfunc>, b: Option<ffi::newfunc>| {
+                a.map(|f| f as usize) == b.map(|f| f as usize)
+            };
+            let same_init = ours.tp_init.map(|f| f as usize) == dict.tp_init.map(|f| f as usize);
+            (same(ours.tp_new, dict.tp_new) && same_init)
+                .then_some(dict.tp_new)
+                .flatten()
+        };
         Ok::<_, PyErr>(OtelContext {
             var,
             runtime: runtime.unbind(),
             span_key,
-            context_type,
+            context_type: context_type.unbind(),
+            dict_new,
         })
     })?;
     Ok(())
