@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use compact_str::CompactString;
 
-use crate::analysis::{DependencyEdge, QuantileSketch, CALLEE_KEYS};
+use crate::analysis::{callee, DependencyEdge, QuantileSketch};
 use crate::attributes::AttrValue;
 use crate::buffer::FinishedSpan;
 use crate::ids::TraceId;
@@ -263,17 +263,15 @@ impl LiveAnalysis {
         // An outgoing call names its callee (OpenTelemetry conventions, the
         // same keys as the file analysis) when the callee is not traced here.
         if matches!(span.kind, SpanKind::Client | SpanKind::Producer) {
-            let callee = CALLEE_KEYS
-                .iter()
-                .find_map(|key| match span.attributes.get(key) {
-                    Some(AttrValue::Str(name)) if !name.is_empty() => Some(name),
-                    _ => None,
-                });
+            let callee = callee(|key| match span.attributes.get(key) {
+                Some(AttrValue::Str(text)) => Some(text.as_str()),
+                _ => None,
+            });
             if let Some(peer) = callee {
-                if *peer != self.service {
+                if peer != self.service {
                     *self
                         .edges
-                        .entry((self.service.clone(), peer.clone()))
+                        .entry((self.service.clone(), peer.into()))
                         .or_default() += 1;
                 }
             }

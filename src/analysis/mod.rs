@@ -21,7 +21,7 @@ mod tree;
 // layer's answers are made of them); the algorithms are reached through the
 // query layer and stay inside the crate.
 pub use critical_path::PathSegment;
-pub(crate) use deps::CALLEE_KEYS;
+pub(crate) use deps::callee;
 pub use deps::{merge_dependencies, DependencyEdge};
 pub use errors::ErrorGroup;
 pub use operations::OperationStats;

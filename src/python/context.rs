@@ -45,8 +45,9 @@ struct OtelContext {
 
 fn check(py: Python<'_>, rc: std::os::raw::c_int) -> PyResult<()> {
     if rc < 0 {
-        return Err(PyErr::take(py)
-            .unwrap_or_else(|| PyRuntimeError::new_err("building the OpenTelemetry context failed")));
+        return Err(PyErr::take(py).unwrap_or_else(|| {
+            PyRuntimeError::new_err("building the OpenTelemetry context failed")
+        }));
     }
     Ok(())
 }
@@ -91,12 +92,18 @@ impl OtelContext {
                 // and returns a new reference or NULL with an error set.
                 let made = unsafe {
                     let args = ffi::PyTuple_New(0);
-                    let made = dict_new(self.context_type.as_ptr().cast(), args, std::ptr::null_mut());
+                    let made = dict_new(
+                        self.context_type.as_ptr().cast(),
+                        args,
+                        std::ptr::null_mut(),
+                    );
                     ffi::Py_XDECREF(args);
                     Bound::from_owned_ptr_or_err(py, made)?
                 };
                 // SAFETY: both are dicts (`made` a fresh, unshared one).
-                check(py, unsafe { ffi::PyDict_Merge(made.as_ptr(), current.as_ptr(), 1) })?;
+                check(py, unsafe {
+                    ffi::PyDict_Merge(made.as_ptr(), current.as_ptr(), 1)
+                })?;
                 made
             }
             _ => self.context_type.bind(py).call1((current,))?,
@@ -111,7 +118,11 @@ impl OtelContext {
     }
 
     /// Attaches a copy of the current Context with `span` as its span.
-    fn attach<'py>(&self, py: Python<'py>, span: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn attach<'py>(
+        &self,
+        py: Python<'py>,
+        span: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let current = self.current(py)?;
         let context = self.with_span(py, &current, span)?;
         match &self.var {
@@ -167,7 +178,10 @@ fn var_get<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> 
 fn var_set<'py>(var: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: `var` is a ContextVar; the result is a new reference or NULL with an error set.
     unsafe {
-        Bound::from_owned_ptr_or_err(var.py(), ffi::PyContextVar_Set(var.as_ptr(), value.as_ptr()))
+        Bound::from_owned_ptr_or_err(
+            var.py(),
+            ffi::PyContextVar_Set(var.as_ptr(), value.as_ptr()),
+        )
     }
 }
 

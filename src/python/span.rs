@@ -344,7 +344,10 @@ impl SpanPy {
                     r.set_attribute("status_description".into(), AttrValue::Str(d), &limits);
                 }
                 if r.attributes.get("error.type").is_none() {
-                    let recorded = r.error.as_deref().map(|e| CompactString::from(&e.error_type));
+                    let recorded = r
+                        .error
+                        .as_deref()
+                        .map(|e| CompactString::from(&e.error_type));
                     if let Some(t) = error_type.or(recorded) {
                         r.set_attribute("error.type".into(), AttrValue::Str(t), &limits);
                     }

@@ -29,6 +29,8 @@ import inspect
 import logging
 import os
 import threading
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Callable, TypeVar
 
 from opentelemetry import trace
@@ -41,6 +43,16 @@ __all__ = ["Configurator", "TracerProvider"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 _logger = logging.getLogger("ferrotrace")
+
+
+class Resource:
+    """The attributes describing the process (read-only)."""
+
+    def __init__(self, attributes: dict[str, str]) -> None:
+        self.attributes: Mapping[str, str] = MappingProxyType(attributes)
+
+    def __repr__(self) -> str:
+        return f"Resource({dict(self.attributes)!r})"
 
 
 def _sdk_provider_already_set() -> Any:
@@ -87,6 +99,19 @@ class TracerProvider(trace.TracerProvider):
     def tracer(self) -> _core.Tracer:
         """The ferrotrace tracer spans are recorded into (now)."""
         return self._tracer if self._tracer is not None else ft.get_tracer()
+
+    @property
+    def resource(self) -> Resource:
+        """What instrumentations read of the SDK's ``provider.resource``: its
+        ``attributes`` (``service.name`` and the ``telemetry.sdk.*`` ones)."""
+        return Resource(
+            {
+                "service.name": self.tracer.service_name,
+                "telemetry.sdk.name": "ferrotrace",
+                "telemetry.sdk.language": "python",
+                "telemetry.sdk.version": ft.__version__,
+            }
+        )
 
     def get_tracer(
         self,

@@ -71,11 +71,11 @@ fn api(py: Python<'_>) -> PyResult<&Api> {
         let code = trace.getattr("StatusCode")?;
         let member = |owner: &Bound<'_, PyAny>, name: &str| owner.getattr(name).map(Bound::unbind);
         Ok::<_, PyErr>(Api {
-            span_context: trace.getattr("SpanContext")?.cast_into::<PyType>()?.unbind(),
-            trace_flags: [
-                flags.call1((0,))?.unbind(),
-                flags.call1((1,))?.unbind(),
-            ],
+            span_context: trace
+                .getattr("SpanContext")?
+                .cast_into::<PyType>()?
+                .unbind(),
+            trace_flags: [flags.call1((0,))?.unbind(), flags.call1((1,))?.unbind()],
             trace_state: trace.getattr("TraceState")?.cast_into::<PyType>()?.unbind(),
             default_trace_state: trace.getattr("DEFAULT_TRACE_STATE")?.unbind(),
             span_kinds: [
@@ -259,7 +259,9 @@ fn parent_in_context<'py>(ctx: &Bound<'py, PyAny>) -> PyResult<ContextParent<'py
     };
     Ok(match found.cast_into::<SpanPy>() {
         Ok(span) => ContextParent::Span(span),
-        Err(e) => foreign_parent(&e.into_inner()).map_or(ContextParent::Root, ContextParent::Remote),
+        Err(e) => {
+            foreign_parent(&e.into_inner()).map_or(ContextParent::Root, ContextParent::Remote)
+        }
     })
 }
 

@@ -76,16 +76,8 @@ impl OtelTracerPy {
             Some(ContextParent::Remote(remote)) => Parent::Remote(remote.clone()),
             Some(ContextParent::Root) => Parent::Root,
         };
-        let span = provider::new_span(
-            py,
-            &core,
-            name,
-            kind,
-            parent,
-            tags,
-            None,
-            Some(&self.scope),
-        )?;
+        let span =
+            provider::new_span(py, &core, name, kind, parent, tags, None, Some(&self.scope))?;
         if let Some(start_ns) = args.start_time {
             span.set_start_time(start_ns);
         }
@@ -112,9 +104,7 @@ impl OtelTracerPy {
         version: Option<&Bound<'_, PyAny>>,
         schema_url: Option<&Bound<'_, PyAny>>,
     ) -> Self {
-        let text = |v: Option<&Bound<'_, PyAny>>| {
-            v.filter(|v| !v.is_none()).map(convert::display)
-        };
+        let text = |v: Option<&Bound<'_, PyAny>>| v.filter(|v| !v.is_none()).map(convert::display);
         OtelTracerPy {
             tracer,
             scope: Arc::new(Scope {
