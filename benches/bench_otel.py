@@ -161,7 +161,10 @@ def main(argv: list[str]) -> None:
         {
             "floor/single": (single(noop_start, "attributes"), 1),
             "ferrotrace/single": (single(tracer.start_span, "tags"), 1),
-            "otel-api -> ferrotrace/single": (single(bridged.start_as_current_span, "attributes"), 1),
+            "otel-api -> ferrotrace/single": (
+                single(bridged.start_as_current_span, "attributes"),
+                1,
+            ),
             "otel-api -> sdk/single": (single(sdk.start_as_current_span, "attributes"), 1),
             "floor/nested": (nested(noop_start, "set_attribute"), 2),
             "ferrotrace/nested": (nested(tracer.start_span, "set_tag"), 2),

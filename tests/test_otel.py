@@ -14,12 +14,11 @@ import pytest
 
 trace = pytest.importorskip("opentelemetry.trace")
 
+import ferrotrace as ft  # noqa: E402
 from conftest import by_name, flushed_spans, run_python  # noqa: E402
+from ferrotrace.otel import TracerProvider  # noqa: E402
 from opentelemetry import baggage, context, propagate  # noqa: E402
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode  # noqa: E402
-
-import ferrotrace as ft  # noqa: E402
-from ferrotrace.otel import TracerProvider  # noqa: E402
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -536,9 +535,7 @@ def test_mixed_trace_across_asyncio_tasks_threads_and_async_generators(tracer, o
     threaded = [s for s in spans if s["name"] == "thread-otel"]
     assert len(threaded) == 2 and all(ids[t["parent_id"]]["name"] == "root" for t in threaded)
     assert all(
-        ids[s["parent_id"]]["name"] == "thread-otel"
-        for s in spans
-        if s["name"] == "thread-native"
+        ids[s["parent_id"]]["name"] == "thread-otel" for s in spans if s["name"] == "thread-native"
     )
 
 

@@ -20,10 +20,8 @@ import pytest
 
 pytest.importorskip("opentelemetry.instrumentation")
 
-from conftest import by_name, clean_env, flushed_spans, read_spans  # noqa: E402
-from opentelemetry import trace  # noqa: E402
-
 import ferrotrace as ft  # noqa: E402
+from conftest import by_name, clean_env, flushed_spans, read_spans  # noqa: E402
 from ferrotrace.otel import TracerProvider  # noqa: E402
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -233,7 +231,9 @@ def test_sqlalchemy_over_sqlite(tracer, out_dir, provider):
     request_rec = one(spans, "request")
     assert all(q["parent_id"] == request_rec["span_id"] for q in queries)
     assert all(q["kind"] == "client" for q in queries)
-    [failed] = [q for q in queries if q["attributes"].get("db.statement") == "SELECT * FROM missing"]
+    [failed] = [
+        q for q in queries if q["attributes"].get("db.statement") == "SELECT * FROM missing"
+    ]
     assert failed["status"] == "error"
     assert "no such table" in failed["attributes"]["status_description"]
     # ferrotrace's analysis works on the instrumentation's spans.
