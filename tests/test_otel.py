@@ -638,3 +638,24 @@ def test_coexistence_with_an_sdk_provider_already_set(tmp_path):
     names = sorted(r["name"] for r in read_spans(out))
     assert names == ["ferrotrace-span", "native"]
     assert all(r["remote_parent"] for r in read_spans(out))
+
+
+def test_configurator_takes_the_service_name_from_resource_attributes(tmp_path):
+    from conftest import clean_env
+
+    proc = run_python(
+        """
+        from opentelemetry import trace
+        import ferrotrace as ft
+        from ferrotrace.otel import Configurator, TracerProvider
+        Configurator().configure(auto_instrumentation_version="test")
+        assert isinstance(trace.get_tracer_provider(), TracerProvider)
+        print(ft.get_tracer().service_name)
+        """,
+        cwd=tmp_path,
+        env=clean_env(
+            OTEL_RESOURCE_ATTRIBUTES="deployment.environment=test,service.name=from%20resource",
+            FERROTRACE_OUTPUT_DIR=str(tmp_path / "out"),
+        ),
+    )
+    assert proc.stdout.strip() == "from resource"
