@@ -434,6 +434,25 @@ def test_unsampled_spans_record_nothing_but_propagate(make_tracer, tmp_path):
     assert tracer.metrics()["spans_finished"] == 2
 
 
+def test_tail_rules_keep_failed_api_traces(make_tracer, tmp_path):
+    out = tmp_path / "tail"
+    tracer = make_tracer(out, sample_rate=0.0, keep_errors=True)
+    otel = TracerProvider(tracer).get_tracer("tests.tail")
+    with otel.start_as_current_span("fine"):
+        with tracer.start_span("fine-child"):
+            pass
+    with pytest.raises(ValueError):
+        with otel.start_as_current_span("failing") as span:
+            # Head-sampled out but held for the tail decision: recorded, and
+            # propagated as not sampled.
+            assert span.is_recording() and not span.get_span_context().trace_flags.sampled
+            with tracer.start_span("failing-child"):
+                pass
+            raise ValueError("kept")
+    names = sorted(s["name"] for s in flushed_spans(tracer, out))
+    assert names == ["failing", "failing-child"]
+
+
 def test_start_as_current_span_decorates_sync_and_async_functions(tracer, out_dir, otel):
     @otel.start_as_current_span("sync-op", attributes={"k": "v"})
     def work(x: int) -> int:
