@@ -678,3 +678,46 @@ def test_configurator_takes_the_service_name_from_resource_attributes(tmp_path):
         ),
     )
     assert proc.stdout.strip() == "from resource"
+
+
+def test_a_custom_runtime_context_is_used_through_its_methods(tmp_path):
+    # OTEL_PYTHON_CONTEXT can select another runtime context: the bridge then
+    # goes through its attach/get_current/detach instead of the ContextVar.
+    proc = run_python(
+        """
+        import contextvars
+        from opentelemetry import baggage, context, trace
+        import opentelemetry.context as context_module
+
+        class Runtime(context_module._RuntimeContext):
+            def __init__(self):
+                self.var = contextvars.ContextVar("custom", default=context.Context())
+                self.calls = 0
+            def attach(self, ctx):
+                self.calls += 1
+                return self.var.set(ctx)
+            def get_current(self):
+                return self.var.get()
+            def detach(self, token):
+                self.var.reset(token)
+
+        runtime = context_module._RUNTIME_CONTEXT = Runtime()
+        import ferrotrace as ft
+        from ferrotrace.otel import TracerProvider
+        tracer = ft.Tracer(service_name="custom", output_dir=None)
+        otel = TracerProvider(tracer).get_tracer("custom")
+        token = context.attach(baggage.set_baggage("k", "v"))
+        with otel.start_as_current_span("api") as api:
+            with tracer.start_span("native") as native:
+                assert trace.get_current_span() is native
+                assert baggage.get_baggage("k") == "v"
+            assert ft.current_span() is api
+        context.detach(token)
+        assert ft.current_span() is None and baggage.get_baggage("k") is None
+        assert native.parent_id == api.span_id
+        assert runtime.calls == 3
+        print("ok")
+        """,
+        cwd=tmp_path,
+    )
+    assert proc.stdout.strip() == "ok"

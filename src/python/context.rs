@@ -204,8 +204,12 @@ fn var_reset(var: &Bound<'_, PyAny>, token: &Bound<'_, PyAny>) -> PyResult<()> {
 #[inline]
 pub fn get(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
     if let Some(otel) = OTEL.get(py) {
-        if let Some(span) = otel.span(py)? {
-            return Ok(Some(span));
+        match otel.span(py) {
+            Ok(Some(span)) => return Ok(Some(span)),
+            Ok(None) => {}
+            // Only a custom runtime context can fail here; tracing must not
+            // raise into traced code because of it.
+            Err(_) => {}
         }
     }
     var_get(own_var(py)?)
@@ -215,7 +219,11 @@ pub fn get(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
 #[inline]
 pub fn set<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     match OTEL.get(py) {
-        Some(otel) => otel.attach(py, value),
+        // A custom runtime context that fails leaves the span active for
+        // ferrotrace at least; `reset` knows such a token.
+        Some(otel) => otel
+            .attach(py, value)
+            .or_else(|_| var_set(own_var(py)?, value)),
         None => var_set(own_var(py)?, value),
     }
 }
