@@ -407,10 +407,31 @@ def test_links_events_update_name_and_times(tracer, out_dir, otel):
     assert rec["events"][0]["ts_ns"] == start + 1_000
 
 
-def test_link_to_something_else_is_a_type_error(otel):
+def test_api_misuse_is_a_type_error(tracer, otel):
+    class Looping:
+        @property
+        def status_code(self):
+            return self
+
     with otel.start_as_current_span("s") as span:
         with pytest.raises(TypeError, match="SpanContext"):
             span.add_link("not a context")
+        with pytest.raises(TypeError, match="SpanContext"):
+            span.add_link(type("Half", (), {"is_valid": True})())
+        with pytest.raises(TypeError, match="Status"):
+            span.set_status(Looping())
+    with pytest.raises(TypeError, match="Link"):
+        otel.start_span("bad-links", links=[object()])
+    with pytest.raises(TypeError, match="Link"):
+        otel.start_span("bad-links", links=3)
+    with pytest.raises(TypeError, match="Context"):
+        otel.start_span("bad-context", context=42)
+    with pytest.raises(TypeError, match="str"):
+        otel.start_span(42)
+    assert ft.current_span() is None
+    # Refused calls leave no span open.
+    metrics = tracer.metrics()
+    assert metrics["spans_created"] == metrics["spans_finished"] == 1
 
 
 def test_unsampled_spans_record_nothing_but_propagate(make_tracer, tmp_path):

@@ -801,7 +801,14 @@ impl SpanPy {
             }
         }
         // OpenTelemetry's `Status(code, description)`.
-        if let Some(code) = status.getattr_opt(pyo3::intern!(status.py(), "status_code"))? {
+        let status_code = pyo3::intern!(status.py(), "status_code");
+        if let Some(code) = status.getattr_opt(status_code)? {
+            if code.hasattr(status_code)? {
+                // Not a Status: its code would be read forever.
+                return Err(PyTypeError::new_err(
+                    "set_status() takes a Status whose status_code is a StatusCode",
+                ));
+            }
             let description = status
                 .getattr_opt(pyo3::intern!(status.py(), "description"))?
                 .filter(|d| !d.is_none());

@@ -252,7 +252,15 @@ fn parent_in_context<'py>(ctx: &Bound<'py, PyAny>) -> PyResult<ContextParent<'py
     };
     let found = match ctx.cast::<PyDict>() {
         Ok(dict) => dict.get_item(&key)?,
-        Err(_) => Some(ctx.call_method1(pyo3::intern!(py, "get"), (&key,))?),
+        Err(_) => Some(
+            ctx.call_method1(pyo3::intern!(py, "get"), (&key,))
+                .map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "context must be an opentelemetry.context.Context, not {}",
+                        convert::display(&ctx.get_type().into_any())
+                    ))
+                })?,
+        ),
     };
     let Some(found) = found.filter(|f| !f.is_none()) else {
         return Ok(ContextParent::Root);
@@ -279,17 +287,23 @@ pub fn link(
         let c = ctx.get();
         let state = c.tracestate.as_deref().map(Arc::from);
         Some((c.trace_id, c.span_id, c.sampled, state))
-    } else if target
-        .getattr_opt(pyo3::intern!(target.py(), "is_valid"))?
-        .is_some()
-    {
-        read_span_context(target)?.map(|p| (p.trace_id, p.span_id, p.sampled, p.tracestate))
     } else {
-        return Err(PyTypeError::new_err(format!(
-            "a link's context must be a SpanContext (OpenTelemetry's or ferrotrace's) or a \
-             Span, not {}",
-            convert::display(&target.get_type().into_any())
-        )));
+        let not_a_context = || {
+            PyTypeError::new_err(format!(
+                "a link's context must be a SpanContext (OpenTelemetry's or ferrotrace's) or \
+                 a Span, not {}",
+                convert::display(&target.get_type().into_any())
+            ))
+        };
+        if target
+            .getattr_opt(pyo3::intern!(target.py(), "is_valid"))?
+            .is_none()
+        {
+            return Err(not_a_context());
+        }
+        read_span_context(target)
+            .map_err(|_| not_a_context())?
+            .map(|p| (p.trace_id, p.span_id, p.sampled, p.tracestate))
     };
     let Some((trace_id, span_id, sampled, tracestate)) = linked else {
         return Ok(None);
@@ -317,9 +331,16 @@ pub fn link(
 fn links_from(links: &Bound<'_, PyAny>, limits: &Limits) -> PyResult<Vec<Link>> {
     let py = links.py();
     let mut out = Vec::new();
-    for item in links.try_iter()? {
+    let not_links = || {
+        PyTypeError::new_err(
+            "links must be a sequence of opentelemetry.trace.Link (a context and attributes)",
+        )
+    };
+    for item in links.try_iter().map_err(|_| not_links())? {
         let item = item?;
-        let context = item.getattr(pyo3::intern!(py, "context"))?;
+        let context = item
+            .getattr(pyo3::intern!(py, "context"))
+            .map_err(|_| not_links())?;
         let attributes = item.getattr_opt(pyo3::intern!(py, "attributes"))?;
         if let Some(link) = link(&context, attributes.as_ref(), limits)? {
             out.push(link);

@@ -76,16 +76,18 @@ impl OtelTracerPy {
             Some(ContextParent::Remote(remote)) => Parent::Remote(remote.clone()),
             Some(ContextParent::Root) => Parent::Root,
         };
+        // Everything that can fail is read before the span starts, so a
+        // misused call leaves no span open.
+        let links = match args.links.filter(|l| !l.is_none()) {
+            Some(links) => links_from(links, &core.limits())?,
+            None => Vec::new(),
+        };
         let span =
             provider::new_span(py, &core, name, kind, parent, tags, None, Some(&self.scope))?;
         if let Some(start_ns) = args.start_time {
             span.set_start_time(start_ns);
         }
-        if let Some(links) = args.links.filter(|l| !l.is_none()) {
-            if span.is_recording() {
-                span.add_links(links_from(links, &core.limits())?);
-            }
-        }
+        span.add_links(links);
         let otel = OtelSpanPy {
             record_exception: args.record_exception,
             set_status_on_exception: args.set_status_on_exception,
