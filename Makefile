@@ -6,10 +6,19 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 
 .PHONY: install test demo bench lint clean docs
 
+# The OpenTelemetry bridge's tests run the real instrumentations (and
+# opentelemetry-instrument, beside opentelemetry-distro's configurator);
+# sqlalchemy below 2.1, the versions its instrumentation supports.
 $(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "maturin>=1.9.4,<2" "pytest>=7" "hypothesis>=6" "ruff" "mypy" "numpy" "rich" "fastapi" "uvicorn" "httpx" "httpx2" "requests" "opentelemetry-sdk" "opentelemetry-proto" "opentelemetry-exporter-otlp-proto-http" "cryptography"
+	$(PY) -m pip install -q "aiohttp" "sqlalchemy<2.1" "opentelemetry-distro" \
+		"opentelemetry-instrumentation-asgi" "opentelemetry-instrumentation-fastapi" \
+		"opentelemetry-instrumentation-requests" "opentelemetry-instrumentation-httpx" \
+		"opentelemetry-instrumentation-aiohttp-client" "opentelemetry-instrumentation-sqlalchemy" \
+		"opentelemetry-instrumentation-dbapi" "opentelemetry-instrumentation-sqlite3" \
+		"opentelemetry-instrumentation-threading" "opentelemetry-instrumentation-logging"
 	touch $@
 
 # Build the Rust extension (release, LTO) into the virtualenv.
@@ -33,6 +42,7 @@ bench: install $(VENV)/.bench-deps
 	cargo bench -q --bench writer
 	cargo bench -q --bench export_encode
 	$(PY) benches/bench_hotpath.py
+	$(PY) benches/bench_otel.py
 	$(PY) benches/bench_throughput.py
 	$(PY) benches/bench_analysis.py
 	$(PY) benches/bench_compress.py

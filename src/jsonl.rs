@@ -6,7 +6,7 @@
 
 use crate::attributes::{AttrValue, Attributes};
 use crate::clock;
-use crate::span::{ErrorInfo, Event, SpanRecord};
+use crate::span::{ErrorInfo, Event, Link, Scope, SpanRecord};
 use crate::trace_summary::TraceSummary;
 
 /// Appends `record` as one JSON line to `out`.
@@ -67,7 +67,57 @@ pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &str) {
         out.extend_from_slice(b",\"dropped_events_count\":");
         write_u64(out, u64::from(r.dropped_events));
     }
+    // Written only when present, so spans of ferrotrace's own API (no
+    // scope, no links) keep the lines readers already know.
+    if let Some(scope) = r.scope.as_deref() {
+        write_scope(out, scope);
+    }
+    if !r.links.is_empty() {
+        out.extend_from_slice(b",\"links\":[");
+        for (i, link) in r.links.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_link(out, link);
+        }
+        out.push(b']');
+    }
+    if r.dropped_links > 0 {
+        out.extend_from_slice(b",\"dropped_links_count\":");
+        write_u64(out, u64::from(r.dropped_links));
+    }
     out.extend_from_slice(b"}\n");
+}
+
+/// `"scope":{"name":..,"version":..,"schema_url":..}`, the last two only when set.
+fn write_scope(out: &mut Vec<u8>, scope: &Scope) {
+    out.extend_from_slice(b",\"scope\":{\"name\":");
+    write_str(out, &scope.name);
+    if let Some(version) = &scope.version {
+        out.extend_from_slice(b",\"version\":");
+        write_str(out, version);
+    }
+    if let Some(url) = &scope.schema_url {
+        out.extend_from_slice(b",\"schema_url\":");
+        write_str(out, url);
+    }
+    out.push(b'}');
+}
+
+/// `{"trace_id":..,"span_id":..,"attributes":{..}}`, with the linked
+/// context's `tracestate` when it has one.
+fn write_link(out: &mut Vec<u8>, link: &Link) {
+    out.extend_from_slice(b"{\"trace_id\":\"");
+    out.extend_from_slice(link.trace_id.to_hex().as_bytes());
+    out.extend_from_slice(b"\",\"span_id\":\"");
+    out.extend_from_slice(link.span_id.to_hex().as_bytes());
+    out.extend_from_slice(b"\",\"attributes\":");
+    write_attributes(out, &link.attributes);
+    if let Some(state) = &link.tracestate {
+        out.extend_from_slice(b",\"tracestate\":");
+        write_str(out, state);
+    }
+    out.push(b'}');
 }
 
 /// Appends a trace summary as one JSON line to `out` (hand-written like
@@ -266,6 +316,55 @@ mod tests {
         assert_eq!(v["attributes"]["l"][0], true);
         assert_eq!(v["events"], serde_json::json!([]));
         assert!(v["error"].is_null());
+        // Only spans that have them carry a scope and links.
+        for key in ["scope", "links", "dropped_links_count"] {
+            assert!(v.get(key).is_none(), "{key}");
+        }
+    }
+
+    #[test]
+    fn scope_and_links_are_written_when_present() {
+        let limits = Limits::default();
+        let mut r = record();
+        r.scope = Some(std::sync::Arc::new(Scope {
+            name: "opentelemetry.instrumentation.requests".into(),
+            version: Some("0.66b1".into()),
+            schema_url: None,
+        }));
+        let mut attributes = Attributes::default();
+        attributes.set("messaging.batch".into(), AttrValue::Int(3), &limits);
+        r.add_link(Link {
+            trace_id: TraceId(0xfeed),
+            span_id: SpanId(0xbeef),
+            sampled: true,
+            tracestate: Some("vendor=1".into()),
+            attributes,
+        });
+        r.add_link(Link {
+            trace_id: TraceId(0xfeed),
+            span_id: SpanId(0xcafe),
+            sampled: false,
+            tracestate: None,
+            attributes: Attributes::default(),
+        });
+        r.dropped_links = 2;
+        let mut out = Vec::new();
+        write_span(&mut out, &r, "svc");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            v["scope"],
+            serde_json::json!({"name": "opentelemetry.instrumentation.requests", "version": "0.66b1"})
+        );
+        assert_eq!(
+            v["links"],
+            serde_json::json!([
+                {"trace_id": "0000000000000000000000000000feed", "span_id": "000000000000beef",
+                 "attributes": {"messaging.batch": 3}, "tracestate": "vendor=1"},
+                {"trace_id": "0000000000000000000000000000feed", "span_id": "000000000000cafe",
+                 "attributes": {}},
+            ])
+        );
+        assert_eq!(v["dropped_links_count"], 2);
     }
 
     #[test]

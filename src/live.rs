@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use compact_str::CompactString;
 
-use crate::analysis::{DependencyEdge, QuantileSketch};
+use crate::analysis::{callee, DependencyEdge, QuantileSketch};
 use crate::attributes::AttrValue;
 use crate::buffer::FinishedSpan;
 use crate::ids::TraceId;
@@ -260,14 +260,18 @@ impl LiveAnalysis {
                     .or_default() += 1;
             }
         }
-        // An outgoing call names its callee in `peer.service`
-        // (OpenTelemetry convention) when the callee is not traced here.
+        // An outgoing call names its callee (OpenTelemetry conventions, the
+        // same keys as the file analysis) when the callee is not traced here.
         if matches!(span.kind, SpanKind::Client | SpanKind::Producer) {
-            if let Some(AttrValue::Str(peer)) = span.attributes.get("peer.service") {
-                if *peer != self.service {
+            let callee = callee(|key| match span.attributes.get(key) {
+                Some(AttrValue::Str(text)) => Some(text.as_str()),
+                _ => None,
+            });
+            if let Some(peer) = callee {
+                if peer != self.service {
                     *self
                         .edges
-                        .entry((self.service.clone(), peer.clone()))
+                        .entry((self.service.clone(), peer.into()))
                         .or_default() += 1;
                 }
             }
@@ -539,8 +543,17 @@ mod tests {
         );
         live.observe(&triomphe::Arc::new(c.clone()), &pool, &mut Vec::new());
         live.observe(&triomphe::Arc::new(c), &pool, &mut Vec::new());
+        // Without peer.service, the address called names the callee.
+        let mut http = SpanRecord::new(TraceId(1), Some(SpanId(9)), "GET".into());
+        http.kind = SpanKind::Client;
+        http.set_attribute(
+            "server.address".into(),
+            AttrValue::Str("search.internal".into()),
+            &Limits::default(),
+        );
+        live.observe(&triomphe::Arc::new(http), &pool, &mut Vec::new());
         let edges = live.service_dependencies();
-        assert_eq!(edges.len(), 2);
+        assert_eq!(edges.len(), 3);
         assert_eq!(
             (
                 edges[0].caller.as_str(),
@@ -551,11 +564,15 @@ mod tests {
         );
         assert_eq!(
             (
-                edges[1].caller.as_str(),
-                edges[1].callee.as_str(),
-                edges[1].calls
+                edges[2].caller.as_str(),
+                edges[2].callee.as_str(),
+                edges[2].calls
             ),
             ("frontend", "api", 1)
+        );
+        assert_eq!(
+            (edges[1].caller.as_str(), edges[1].callee.as_str()),
+            ("api", "search.internal")
         );
     }
 }

@@ -119,6 +119,10 @@ pub struct Link {
 /// Errors' stacks can be long; this bounds what one span carries.
 pub const MAX_STACK_CHARS: usize = 32 * 1024;
 
+/// Links kept per span (OpenTelemetry's default link count limit); more are
+/// counted in `dropped_links`.
+pub const MAX_LINKS: usize = 128;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpanRecord {
     pub trace_id: TraceId,
@@ -228,14 +232,30 @@ impl SpanRecord {
 
     /// Records an error: status becomes error, and the error's text is cut to
     /// the configured limits.
-    pub fn set_error(&mut self, mut error: ErrorInfo, limits: &Limits) {
+    pub fn set_error(&mut self, error: ErrorInfo, limits: &Limits) {
+        self.note_error(error, limits);
+        self.status = Status::Error;
+    }
+
+    /// Records an error's details and leaves the status alone: OpenTelemetry's
+    /// `record_exception` notes an exception (perhaps handled) without
+    /// deciding that the span failed; `set_status` decides that.
+    pub fn note_error(&mut self, mut error: ErrorInfo, limits: &Limits) {
         truncate_string(&mut error.message, limits.max_attribute_length);
         truncate_string(&mut error.error_type, limits.max_attribute_length);
         if let Some(stack) = error.stack.as_mut() {
             truncate_string(stack, MAX_STACK_CHARS.max(limits.max_attribute_length));
         }
-        self.status = Status::Error;
         self.error = Some(Box::new(error));
+    }
+
+    /// Adds a link, or counts it in `dropped_links` past [`MAX_LINKS`].
+    pub fn add_link(&mut self, link: Link) {
+        if self.links.len() >= MAX_LINKS {
+            self.dropped_links += 1;
+            return;
+        }
+        self.links.push(link);
     }
 
     pub fn set_attribute(&mut self, key: CompactString, value: AttrValue, limits: &Limits) -> bool {
@@ -279,5 +299,40 @@ mod tests {
         r.duration_override_ns = Some(45_000_000);
         assert_eq!(r.duration_ms(), 45.0);
         assert!(r.is_local_root);
+    }
+
+    #[test]
+    fn noted_errors_keep_the_status_set_errors_fail_the_span() {
+        let limits = Limits::default();
+        let error = ErrorInfo {
+            error_type: "KeyError".into(),
+            message: "k".into(),
+            stack: None,
+        };
+        let mut r = SpanRecord::new(TraceId(1), None, "x".into());
+        r.note_error(error.clone(), &limits);
+        assert_eq!(r.status, Status::Unset);
+        assert_eq!(r.error.as_deref(), Some(&error));
+        r.set_error(error, &limits);
+        assert_eq!(r.status, Status::Error);
+    }
+
+    #[test]
+    fn links_past_the_limit_are_counted() {
+        let mut r = SpanRecord::new(TraceId(1), None, "x".into());
+        for i in 0..MAX_LINKS as u64 + 3 {
+            r.add_link(Link {
+                trace_id: TraceId(7),
+                span_id: SpanId(i + 1),
+                sampled: true,
+                tracestate: None,
+                attributes: Attributes::default(),
+            });
+        }
+        assert_eq!(r.links.len(), MAX_LINKS);
+        assert_eq!(r.dropped_links, 3);
+        r.reset(TraceId(2), None, "y".into());
+        assert!(r.links.is_empty());
+        assert_eq!(r.dropped_links, 0);
     }
 }

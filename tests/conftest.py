@@ -139,11 +139,22 @@ def check_span_record(r: dict[str, Any]) -> None:
         assert isinstance(r["error"]["type"], str)
         assert isinstance(r["error"]["message"], str)
         assert r["error"]["stack"] is None or isinstance(r["error"]["stack"], str)
-    for key in ("dropped_attributes_count", "dropped_events_count"):
+    for key in ("dropped_attributes_count", "dropped_events_count", "dropped_links_count"):
         if key in r:
             assert _is_int(r[key]) and r[key] > 0
     if "remote_parent" in r:
         assert isinstance(r["remote_parent"], bool)
+    # Spans made through the OpenTelemetry API: their scope and links.
+    if "scope" in r:
+        assert isinstance(r["scope"]["name"], str), r["scope"]
+        assert set(r["scope"]) <= {"name", "version", "schema_url"}, r["scope"]
+    if "links" in r:
+        assert isinstance(r["links"], list) and r["links"], r["links"]
+        for link in r["links"]:
+            assert HEX32.fullmatch(link["trace_id"]) and HEX16.fullmatch(link["span_id"]), link
+            assert isinstance(link["attributes"], dict), link
+            for v in link["attributes"].values():
+                _check_attr_value(v)
 
 
 def check_trace_record(r: dict[str, Any]) -> None:

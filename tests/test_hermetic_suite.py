@@ -26,7 +26,8 @@ HOSTILE_ENVIRONMENT = {
 }
 
 # Tests that each depend on one of the defaults above: sampling and writing,
-# every configured default, the propagators, the OpenTelemetry SDK, the ASGI
+# every configured default, the propagators, the OpenTelemetry SDK and API
+# bridge (opentelemetry.propagate reads OTEL_PROPAGATORS at import), the ASGI
 # middleware (fastapi imports opentelemetry, which reads OTEL_PROPAGATORS), and
 # a subprocess inheriting the environment.
 REPRESENTATIVE_TESTS = [
@@ -34,6 +35,7 @@ REPRESENTATIVE_TESTS = [
     "tests/test_config.py::test_defaults",
     "tests/test_propagation.py::test_inject_writes_the_active_span",
     "tests/test_propagation.py::test_opentelemetry_sdk_spans_and_ours_share_traces",
+    "tests/test_otel.py::test_remote_parent_from_extracted_context",
     "tests/test_integrations.py::test_incoming_trace_context_is_continued",
     "tests/test_integrations.py::test_middleware_defaults_to_tracecontext",
     "tests/test_lifecycle.py::test_exit_without_flush_writes_everything",

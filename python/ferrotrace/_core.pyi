@@ -5,9 +5,14 @@ from os import PathLike
 from types import TracebackType
 from typing import Any, Callable, Literal, Protocol, TypedDict, final
 
+from typing_extensions import disjoint_base
+
 __version__: str
 __all__ = [
     "Analysis",
+    "CurrentSpan",
+    "OTelSpan",
+    "OTelTracer",
     "Span",
     "SpanContext",
     "TracedCall",
@@ -18,6 +23,7 @@ __all__ = [
     "_before_fork",
     "_options",
     "_options_markdown",
+    "_otel_install",
     "_flush_all",
     "_global_tracer",
     "_reset_current",
@@ -64,7 +70,7 @@ class SpanContext:
         """The W3C tracestate received with this context (normalised), or None."""
     def __eq__(self, value: object, /) -> bool: ...
 
-@final
+@disjoint_base
 class Span:
     """One timed operation. Use it in a `with` block or call `finish()`."""
 
@@ -115,14 +121,25 @@ class Span:
         self,
         name: Any,
         attributes: Mapping[Any, _Value] | None = None,
+        timestamp: int | None = None,
         *,
         level: str | None = None,
-        timestamp: int | None = None,
         **fields: _Value,
     ) -> None: ...
     def set_status(self, status: int | str | Any, description: Any | None = None) -> None: ...
     def set_error(self, error: Any, stack: Any | None = None) -> None: ...
-    def record_exception(self, exception: BaseException) -> None: ...
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Mapping[Any, _Value] | None = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
+        """An `exception` event and the span's error; the span fails."""
+    def get_span_context(self) -> Any:
+        """The span's context as `opentelemetry.trace.SpanContext` (needs opentelemetry-api)."""
+    def add_link(self, context: Any, attributes: Mapping[Any, _Value] | None = None) -> None:
+        """Links to an OpenTelemetry or ferrotrace `SpanContext`, or a `Span`."""
     def finish(self, duration_ms: float | None = None) -> None: ...
     def end(self, end_time: int | None = None) -> None: ...
     def to_dict(self) -> dict[str, Any]: ...
@@ -203,6 +220,89 @@ class Tracer:
     ) -> Any: ...
 
 @final
+class OTelSpan(Span):
+    """A span made through the OpenTelemetry API (see ferrotrace.otel).
+
+    `kind` is an `opentelemetry.trace.SpanKind`; `with span:` does not make it
+    current; `set_status` follows OpenTelemetry's rules; `record_exception`
+    leaves the status alone.
+    """
+
+    @property
+    def kind(self) -> Any: ...  # type: ignore[override]
+    def set_attribute(self, key: Any, value: _Value) -> None: ...
+    def set_attributes(self, attributes: Mapping[Any, _Value]) -> None: ...  # type: ignore[override]
+    def set_status(self, status: Any, description: Any | None = None) -> None: ...
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Mapping[Any, _Value] | None = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None: ...
+    def __enter__(self) -> OTelSpan: ...
+    def __exit__(  # type: ignore[override]
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool: ...
+
+@final
+class CurrentSpan:
+    """What `OTelTracer.start_as_current_span` returns: a context manager that
+    starts a span when entered and makes it current, and a decorator."""
+
+    def __enter__(self) -> OTelSpan: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool: ...
+    def _recreate(self) -> CurrentSpan: ...
+    def __call__(self, func: Callable[..., Any]) -> Any: ...
+
+@final
+class OTelTracer:
+    """An `opentelemetry.trace.Tracer` of one instrumentation scope."""
+
+    def __new__(
+        cls,
+        tracer: Tracer | None,
+        name: Any,
+        version: Any | None = None,
+        schema_url: Any | None = None,
+    ) -> OTelTracer: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str | None: ...
+    def start_span(
+        self,
+        name: str,
+        context: Any | None = None,
+        kind: Any | None = None,
+        attributes: Mapping[Any, _Value] | None = None,
+        links: Sequence[Any] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> OTelSpan: ...
+    def start_as_current_span(
+        self,
+        name: str,
+        context: Any | None = None,
+        kind: Any | None = None,
+        attributes: Mapping[Any, _Value] | None = None,
+        links: Sequence[Any] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> CurrentSpan: ...
+
+@final
 class TracedCall:
     """The Rust half of `@traced` (see ferrotrace._decorators)."""
 
@@ -256,6 +356,7 @@ def _after_fork_in_parent() -> None: ...
 def _before_fork() -> None: ...
 def _options() -> list[dict[str, Any]]: ...
 def _options_markdown() -> str: ...
+def _otel_install() -> None: ...
 def _shutdown_all(timeout: float = 5.0) -> bool: ...
 def _flush_all(timeout: float = 5.0) -> bool: ...
 def _start_server_span(tracer: Tracer, scope: dict[str, Any]) -> Span: ...

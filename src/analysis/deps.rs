@@ -3,8 +3,8 @@
 //! An edge is counted for every span whose parent (in the same trace)
 //! belongs to another service. A process that only sees its own spans (the
 //! in-process tracer) would find no edges that way, so a client or producer
-//! span with no child from another service also counts an edge to its
-//! `peer.service` attribute (the OpenTelemetry convention), when it has one.
+//! span with no child from another service also counts an edge to the callee
+//! it names (see [`callee`]), when it names one.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +12,35 @@ use compact_str::CompactString;
 use serde::Serialize;
 
 use super::traces::TraceView;
+
+/// The callee a client or producer span names, by the OpenTelemetry
+/// conventions, first found wins: the logical service (`peer.service`), else
+/// the host called (`server.address`, or `net.peer.name` as instrumentations
+/// still write it by default, before the stable conventions), else the host
+/// of the URL requested (`url.full`, `http.url`). `attribute` reads a string
+/// attribute of the span.
+pub(crate) fn callee<'a>(attribute: impl Fn(&str) -> Option<&'a str>) -> Option<&'a str> {
+    let named = ["peer.service", "server.address", "net.peer.name"]
+        .into_iter()
+        .find_map(|key| attribute(key).filter(|v| !v.is_empty()));
+    named.or_else(|| {
+        ["url.full", "http.url"]
+            .into_iter()
+            .find_map(|key| attribute(key).and_then(url_host))
+    })
+}
+
+/// The host of an absolute URL (`scheme://[user@]host[:port]/...`).
+fn url_host(url: &str) -> Option<&str> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next()?,
+        None => host_port.split(':').next()?,
+    };
+    (!host.is_empty()).then_some(host)
+}
 
 /// Calls from one service to another.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -44,7 +73,7 @@ pub(crate) fn service_dependencies<'a>(
             if calls_out[position] || !(span.kind == "client" || span.kind == "producer") {
                 continue;
             }
-            if let Some(peer) = span.attributes.get("peer.service").and_then(|v| v.as_str()) {
+            if let Some(peer) = callee(|key| span.attributes.get(key).and_then(|v| v.as_str())) {
                 if !peer.is_empty() && peer != span.service {
                     *edges.entry((span.service.as_str(), peer)).or_default() += 1;
                 }
@@ -142,6 +171,46 @@ mod tests {
         assert_eq!(
             deps,
             vec![edge("api", "payments", 1), edge("api", "users", 1)]
+        );
+    }
+
+    #[test]
+    fn client_spans_name_their_callee_by_peer_service_then_address_then_url() {
+        let client = |span: u64, attrs: &[(&str, &str)]| {
+            let mut r = row(1, span, Some(1), "call", "api", 1, 2);
+            r.kind = "client".into();
+            for (k, v) in attrs {
+                r.attributes.insert(k.to_string(), (*v).into());
+            }
+            r
+        };
+        let rows = vec![
+            row(1, 1, None, "GET /", "api", 0, 10),
+            client(
+                2,
+                &[
+                    ("server.address", "db.internal"),
+                    ("peer.service", "orders-db"),
+                ],
+            ),
+            client(3, &[("server.address", "search.internal")]),
+            client(4, &[("net.peer.name", "legacy.internal")]),
+            client(7, &[("http.url", "https://user@pay.internal:8443/v1?x=1")]),
+            client(8, &[("url.full", "http://[::1]:8080/")]),
+            // Naming nothing, or itself: no edge.
+            client(5, &[("db.system", "sqlite")]),
+            client(6, &[("server.address", "api")]),
+        ];
+        let deps = service_dependencies(TraceStore::from_iter(rows).views());
+        assert_eq!(
+            deps,
+            vec![
+                edge("api", "::1", 1),
+                edge("api", "legacy.internal", 1),
+                edge("api", "orders-db", 1),
+                edge("api", "pay.internal", 1),
+                edge("api", "search.internal", 1),
+            ]
         );
     }
 }

@@ -21,6 +21,7 @@ mod tree;
 // layer's answers are made of them); the algorithms are reached through the
 // query layer and stay inside the crate.
 pub use critical_path::PathSegment;
+pub(crate) use deps::callee;
 pub use deps::{merge_dependencies, DependencyEdge};
 pub use errors::ErrorGroup;
 pub use operations::OperationStats;
@@ -30,7 +31,7 @@ pub use reader::{
     read_span_lines, read_spans, read_threads, span_files, AnalysisError, ReadProgress, ReadReport,
     SkippedLine,
 };
-pub use record::{ErrorRow, EventRow, RecordError, SpanRow};
+pub use record::{ErrorRow, EventRow, LinkRow, RecordError, ScopeRow, SpanRow};
 pub use streaming::{Precision, StatsOnly};
 pub use traces::{Trace, TraceHeadline, TraceView};
 

@@ -42,6 +42,36 @@ pub struct SpanRow {
     pub dropped_attributes_count: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub dropped_events_count: u64,
+    /// The instrumentation scope (an OpenTelemetry tracer's name and
+    /// version); absent for spans of ferrotrace's own API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopeRow>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkRow>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropped_links_count: u64,
+}
+
+/// Who made a span: an instrumentation library's name and version.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScopeRow {
+    pub name: CompactString,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<CompactString>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schema_url: Option<CompactString>,
+}
+
+/// A link from a span to another span's context.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LinkRow {
+    #[serde(serialize_with = "hex_trace_id")]
+    pub trace_id: TraceId,
+    #[serde(serialize_with = "hex_span_id")]
+    pub span_id: SpanId,
+    pub attributes: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 /// A timestamped event inside a span.
@@ -163,6 +193,22 @@ impl SpanRow {
             remote_parent: record.remote_parent,
             dropped_attributes_count: u64::from(record.attributes.dropped),
             dropped_events_count: u64::from(record.dropped_events),
+            scope: record.scope.as_deref().map(|s| ScopeRow {
+                name: s.name.clone(),
+                version: s.version.clone(),
+                schema_url: s.schema_url.clone(),
+            }),
+            links: record
+                .links
+                .iter()
+                .map(|l| LinkRow {
+                    trace_id: l.trace_id,
+                    span_id: l.span_id,
+                    attributes: attributes_to_map(&l.attributes),
+                    tracestate: l.tracestate.as_deref().map(str::to_owned),
+                })
+                .collect(),
+            dropped_links_count: u64::from(record.dropped_links),
         }
     }
 
@@ -224,6 +270,70 @@ struct RawRow<'a> {
     dropped_attributes_count: u64,
     #[serde(default)]
     dropped_events_count: u64,
+    /// Read leniently (README, "Files": not a pinned key): a scope or link
+    /// of the wrong shape is left out, never a reason to lose the span.
+    #[serde(default)]
+    scope: Option<Value>,
+    #[serde(default)]
+    links: Option<Value>,
+    #[serde(default)]
+    dropped_links_count: u64,
+}
+
+/// A `scope` object with a string `name`, else nothing.
+fn scope_row(value: Option<Value>) -> Option<ScopeRow> {
+    let Value::Object(mut map) = value? else {
+        return None;
+    };
+    let mut text = |key: &str| match map.remove(key) {
+        Some(Value::String(s)) => Some(CompactString::from(s)),
+        _ => None,
+    };
+    Some(ScopeRow {
+        name: text("name")?,
+        version: text("version"),
+        schema_url: text("schema_url"),
+    })
+}
+
+/// The well-formed links of a `links` array, and how many were not.
+fn link_rows(value: Option<Value>) -> (Vec<LinkRow>, u64) {
+    let Some(Value::Array(items)) = value else {
+        return (Vec::new(), 0);
+    };
+    let mut malformed = 0;
+    let links = items
+        .into_iter()
+        .filter_map(|item| {
+            let row = link_row(item);
+            malformed += u64::from(row.is_none());
+            row
+        })
+        .collect();
+    (links, malformed)
+}
+
+fn link_row(item: Value) -> Option<LinkRow> {
+    let Value::Object(mut map) = item else {
+        return None;
+    };
+    let trace_id = TraceId::from_hex(map.get("trace_id")?.as_str()?)?;
+    let span_id = SpanId::from_hex(map.get("span_id")?.as_str()?)?;
+    let attributes = match map.remove("attributes") {
+        Some(Value::Object(attributes)) => attributes,
+        None | Some(Value::Null) => Map::new(),
+        Some(_) => return None,
+    };
+    let tracestate = match map.remove("tracestate") {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    Some(LinkRow {
+        trace_id,
+        span_id,
+        attributes,
+        tracestate,
+    })
 }
 
 impl RawRow<'_> {
@@ -253,6 +363,7 @@ impl RawRow<'_> {
         if self.duration_ms < 0.0 {
             return Err(RecordError::NegativeDuration(self.duration_ms));
         }
+        let (links, malformed_links) = link_rows(self.links);
         Ok(SpanRow {
             trace_id,
             span_id,
@@ -270,6 +381,10 @@ impl RawRow<'_> {
             remote_parent: self.remote_parent,
             dropped_attributes_count: self.dropped_attributes_count,
             dropped_events_count: self.dropped_events_count,
+            scope: scope_row(self.scope),
+            links,
+            // A link that could not be read is one the span no longer has.
+            dropped_links_count: self.dropped_links_count.saturating_add(malformed_links),
         })
     }
 }
@@ -409,6 +524,52 @@ pub(crate) mod tests {
         assert!(row.remote_parent);
         assert_eq!(row.dropped_events_count, 3);
         assert_eq!(row.to_json()["remote_parent"], true);
+    }
+
+    #[test]
+    fn scope_and_links_read_back() {
+        let mut v = line();
+        v["scope"] = serde_json::json!({"name": "opentelemetry.instrumentation.sqlalchemy",
+                                        "version": "0.66b1"});
+        v["links"] = serde_json::json!([
+            {"trace_id": TRACE, "span_id": "00000000000000bb", "attributes": {"n": 1},
+             "tracestate": "k=v"},
+            {"trace_id": TRACE, "span_id": "00000000000000cc", "attributes": {}},
+        ]);
+        v["dropped_links_count"] = 4.into();
+        let row = parse_value(&v).unwrap();
+        let scope = row.scope.as_ref().unwrap();
+        assert_eq!(scope.name, "opentelemetry.instrumentation.sqlalchemy");
+        assert_eq!(scope.version.as_deref(), Some("0.66b1"));
+        assert_eq!(row.links.len(), 2);
+        assert_eq!(row.links[0].span_id, SpanId(0xbb));
+        assert_eq!(row.links[0].attributes["n"], 1);
+        assert_eq!(row.links[0].tracestate.as_deref(), Some("k=v"));
+        assert_eq!(row.dropped_links_count, 4);
+        assert_eq!(row.to_json(), v);
+    }
+
+    #[test]
+    fn malformed_scope_and_links_never_lose_the_span() {
+        let mut v = line();
+        v["scope"] = serde_json::json!({"version": "1"});
+        v["links"] = serde_json::json!([
+            {"trace_id": "nothex", "span_id": "00000000000000bb"},
+            {"trace_id": TRACE, "span_id": "00000000000000cc", "attributes": []},
+            "junk",
+            {"trace_id": TRACE, "span_id": "00000000000000dd"},
+        ]);
+        let row = parse_value(&v).unwrap();
+        assert!(row.scope.is_none());
+        assert_eq!(row.links.len(), 1);
+        assert_eq!(row.links[0].span_id, SpanId(0xdd));
+        assert!(row.links[0].attributes.is_empty());
+        // The three unreadable links are counted as the span's lost links.
+        assert_eq!(row.dropped_links_count, 3);
+        v["links"] = "not a list".into();
+        v["scope"] = 7.into();
+        let row = parse_value(&v).unwrap();
+        assert!(row.links.is_empty() && row.scope.is_none());
     }
 
     #[test]
@@ -583,6 +744,11 @@ pub(crate) mod tests {
             events in proptest::collection::vec((TEXT, proptest::num::u64::ANY, TEXT, attributes()), 0..4),
             error in proptest::option::of((TEXT, TEXT, proptest::option::of(TEXT))),
             remote_parent in proptest::bool::ANY,
+            scope in proptest::option::of((TEXT, proptest::option::of(TEXT), proptest::option::of(TEXT))),
+            links in proptest::collection::vec(
+                (1u128.., 1u64.., proptest::option::of("[a-z]{1,8}=[a-z0-9]{1,8}"), attributes()),
+                0..3,
+            ),
         ) -> (SpanRecord, String) {
             let mut record = SpanRecord::new(TraceId(trace), parent.map(SpanId), name.into());
             record.span_id = SpanId(span);
@@ -612,6 +778,26 @@ pub(crate) mod tests {
             if let Some((error_type, message, stack)) = error {
                 let info = ErrorInfo { error_type, message, stack };
                 record.set_error(info, &SMALL_LIMITS);
+            }
+            record.scope = scope.map(|(name, version, schema_url)| {
+                std::sync::Arc::new(crate::span::Scope {
+                    name: name.into(),
+                    version: version.map(Into::into),
+                    schema_url: schema_url.map(Into::into),
+                })
+            });
+            for (trace, span, tracestate, attrs) in links {
+                let mut link_attributes = crate::attributes::Attributes::default();
+                for (key, value) in attrs {
+                    link_attributes.set(key.into(), value, &SMALL_LIMITS);
+                }
+                record.add_link(crate::span::Link {
+                    trace_id: TraceId(trace),
+                    span_id: SpanId(span),
+                    sampled: true,
+                    tracestate: tracestate.map(|t| std::sync::Arc::from(t.as_str())),
+                    attributes: link_attributes,
+                });
             }
             (record, service)
         }
@@ -668,6 +854,11 @@ pub(crate) mod tests {
                     u64::from(record.attributes.dropped)
                 );
                 proptest::prop_assert_eq!(row.dropped_events_count, u64::from(record.dropped_events));
+                proptest::prop_assert_eq!(row.links.len(), record.links.len());
+                proptest::prop_assert_eq!(
+                    row.scope.as_ref().map(|s| s.name.as_str()),
+                    record.scope.as_deref().map(|s| s.name.as_str())
+                );
                 // And every value, attributes and events included, as the
                 // in-process analysis sees the same span.
                 proptest::prop_assert_eq!(row, &SpanRow::from_record(record, service));

@@ -78,7 +78,10 @@ pub(crate) fn scan_stats_fields(line: &[u8]) -> Option<StatsFields<'_>> {
             "events" => EVENTS,
             "error" => ERROR,
             // Optional keys the full parser type-checks: rare, its call.
-            "remote_parent" | "dropped_attributes_count" | "dropped_events_count" => return None,
+            "remote_parent"
+            | "dropped_attributes_count"
+            | "dropped_events_count"
+            | "dropped_links_count" => return None,
             _ => 0,
         };
         if seen & bit != 0 {

@@ -416,6 +416,9 @@ pub(crate) mod tests {
             remote_parent: false,
             dropped_attributes_count: 0,
             dropped_events_count: 0,
+            scope: None,
+            links: Vec::new(),
+            dropped_links_count: 0,
         }
     }
 

@@ -6,9 +6,10 @@
 
 use compact_str::CompactString;
 use pyo3::exceptions::PyTypeError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use crate::attributes::AttrValue;
 use crate::span::ErrorInfo;
@@ -155,6 +156,11 @@ pub fn exception_with_traceback(
     }
 }
 
+/// An exception's type name, module-qualified unless builtin.
+pub fn exception_type(exc: &Bound<'_, PyAny>) -> String {
+    qualified_type_name(&exc.get_type())
+}
+
 fn qualified_type_name(t: &Bound<'_, PyType>) -> String {
     let name = t
         .qualname()
@@ -242,6 +248,28 @@ pub fn for_each_item(
     message: &'static str,
     mut f: impl FnMut(&Bound<'_, PyAny>, &Bound<'_, PyAny>) -> PyResult<()>,
 ) -> PyResult<()> {
+    if let Ok(dict) = mapping.cast_exact::<PyDict>() {
+        // The common case (`tags={...}`, `attributes={...}`), without the
+        // `.items()` view and a tuple per item. `f` may run Python code that
+        // changes the dict: `PyDict_Next` then sees the new table, never
+        // freed memory, and each pair is owned before `f` runs.
+        let py = mapping.py();
+        let mut pos: ffi::Py_ssize_t = 0;
+        let mut key: *mut ffi::PyObject = std::ptr::null_mut();
+        let mut value: *mut ffi::PyObject = std::ptr::null_mut();
+        // SAFETY: `dict` is a dict; PyDict_Next fills borrowed references,
+        // which are made owned (incref) before anything else runs.
+        while unsafe { ffi::PyDict_Next(dict.as_ptr(), &mut pos, &mut key, &mut value) } != 0 {
+            let (k, v) = unsafe {
+                (
+                    Bound::from_borrowed_ptr(py, key),
+                    Bound::from_borrowed_ptr(py, value),
+                )
+            };
+            f(&k, &v)?;
+        }
+        return Ok(());
+    }
     let items = mapping
         .call_method0(pyo3::intern!(mapping.py(), "items"))
         .map_err(|_| pyo3::exceptions::PyTypeError::new_err(message))?;

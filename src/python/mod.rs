@@ -8,6 +8,7 @@ mod fork;
 mod global;
 mod logging;
 mod options;
+mod otel;
 mod propagation;
 mod provider;
 mod query;
@@ -49,6 +50,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<span_context::SpanContextPy>()?;
     m.add_class::<traced::TracedCallPy>()?;
     m.add_class::<analysis::AnalysisPy>()?;
+    m.add_class::<otel::OtelTracerPy>()?;
+    m.add_class::<otel::OtelSpanPy>()?;
+    m.add_class::<otel::CurrentSpanPy>()?;
+    m.add_function(wrap_pyfunction!(otel::_otel_install, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::analyze, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::operation_stats, m)?)?;
     m.add_function(wrap_pyfunction!(asgi::_start_server_span, m)?)?;

@@ -14,6 +14,7 @@ use crate::span::{Scope, SpanKind};
 
 use super::context;
 use super::convert;
+use super::otel;
 use super::span::SpanPy;
 use super::span_context::{RemoteParent, SpanContextPy};
 use super::tracer_core::TracerCore;
@@ -26,6 +27,9 @@ pub enum Parent<'a> {
     Span(&'a SpanPy),
     /// A context from another process (extracted from headers).
     Remote(RemoteParent),
+    /// None: a new trace, whatever is active (an OpenTelemetry context
+    /// without a valid span).
+    Root,
 }
 
 impl<'a> Parent<'a> {
@@ -77,6 +81,18 @@ fn inherit_from_span(me: &Arc<TracerCore>, parent: &SpanPy) -> Inherited {
     }
 }
 
+#[inline]
+fn inherit_remote(r: RemoteParent) -> Inherited {
+    Inherited {
+        trace_id: r.trace_id,
+        span_id: r.span_id,
+        sampled: r.sampled,
+        remote: r.remote,
+        service: None,
+        tracestate: r.tracestate,
+    }
+}
+
 pub const TAGS_NOT_A_MAPPING: &str = "tags must be a mapping of attribute names to values";
 
 /// Starts a span (does not activate it).
@@ -92,23 +108,37 @@ pub fn start_span<'py>(
     extra_tags: Option<&Bound<'py, PyAny>>,
     scope: Option<&Arc<Scope>>,
 ) -> PyResult<Bound<'py, SpanPy>> {
+    let span = new_span(py, core, name, kind, parent, tags, extra_tags, scope)?;
+    Bound::new(py, span)
+}
+
+/// The span [`start_span`] starts, before it becomes a Python object (the
+/// OpenTelemetry bridge wraps it in its subclass).
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub fn new_span<'py>(
+    py: Python<'py>,
+    core: &Arc<TracerCore>,
+    name: CompactString,
+    kind: SpanKind,
+    parent: Parent<'_>,
+    tags: impl IntoIterator<Item = (CompactString, AttrValue)>,
+    extra_tags: Option<&Bound<'py, PyAny>>,
+    scope: Option<&Arc<Scope>>,
+) -> PyResult<SpanPy> {
     let inherited = match parent {
         Parent::Span(span) => Some(inherit_from_span(core, span)),
-        Parent::Remote(r) => Some(Inherited {
-            trace_id: r.trace_id,
-            span_id: r.span_id,
-            sampled: r.sampled,
-            remote: r.remote,
-            service: None,
-            tracestate: r.tracestate,
-        }),
+        Parent::Remote(r) => Some(inherit_remote(r)),
         Parent::Current => match context::get(py)? {
-            Some(current) => current
-                .cast::<SpanPy>()
-                .ok()
-                .map(|s| inherit_from_span(core, s.get())),
+            Some(current) => match current.cast::<SpanPy>() {
+                Ok(span) => Some(inherit_from_span(core, span.get())),
+                // Another SDK's span, or an extracted remote context, current
+                // in OpenTelemetry's context (bridge mode only).
+                Err(_) => otel::foreign_parent(&current).map(inherit_remote),
+            },
             None => None,
         },
+        Parent::Root => None,
     };
     let (trace_id, sampled) = match &inherited {
         _ if core.disabled => (
@@ -142,7 +172,7 @@ pub fn start_span<'py>(
             clock::monotonic_coarse_ns(),
         )
         .with_tracestate(tracestate);
-        return Bound::new(py, span);
+        return Ok(span);
     }
     let pool = &core.collector.pipeline().pool;
     let mut record = match inherited {
@@ -175,8 +205,5 @@ pub fn start_span<'py>(
     record.start_mono = mono;
     record.start_ns = clock::to_wall_ns(mono);
     core.collector.span_started(record.is_local_root);
-    Bound::new(
-        py,
-        SpanPy::new(Arc::clone(core), record).with_tracestate(tracestate),
-    )
+    Ok(SpanPy::new(Arc::clone(core), record).with_tracestate(tracestate))
 }

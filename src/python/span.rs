@@ -10,6 +10,7 @@ use crate::sync::Mutex;
 use compact_str::CompactString;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
 use std::sync::Arc as SharedArc;
 use triomphe::{Arc, UniqueArc};
@@ -24,6 +25,7 @@ use crate::analysis::SpanRow;
 
 use super::context;
 use super::convert;
+use super::otel;
 use super::registry;
 use super::span_context::SpanContextPy;
 use super::tracer_core::TracerCore;
@@ -60,7 +62,14 @@ struct SpanState {
     outer_tokens: Vec<Py<PyAny>>,
 }
 
-#[pyclass(name = "Span", module = "ferrotrace._core", frozen, freelist = 1024)]
+/// `subclass`: the OpenTelemetry bridge's `OTelSpan` extends it.
+#[pyclass(
+    name = "Span",
+    module = "ferrotrace._core",
+    frozen,
+    subclass,
+    freelist = 1024
+)]
 pub struct SpanPy {
     pub trace_id: TraceId,
     pub span_id: SpanId,
@@ -77,6 +86,9 @@ pub struct SpanPy {
     /// Spans started before a fork are the parent's to write.
     fork_epoch: u32,
     state: Mutex<SpanState>,
+    /// The OpenTelemetry `SpanContext` of `get_span_context()`, made once:
+    /// instrumentations ask for it on every inject and log record.
+    otel_context: PyOnceLock<Py<PyAny>>,
 }
 
 impl SpanPy {
@@ -95,6 +107,7 @@ impl SpanPy {
                 token: None,
                 outer_tokens: Vec::new(),
             }),
+            otel_context: PyOnceLock::new(),
         }
     }
 
@@ -130,6 +143,7 @@ impl SpanPy {
                 token: None,
                 outer_tokens: Vec::new(),
             }),
+            otel_context: PyOnceLock::new(),
         }
     }
 
@@ -195,6 +209,10 @@ impl SpanPy {
                 CompactString::default(),
             )),
         }
+    }
+
+    pub fn kind_value(&self) -> SpanKind {
+        self.read(|r| r.kind)
     }
 
     /// This span's context as the propagation formats write it.
@@ -269,6 +287,134 @@ impl SpanPy {
             Some(Record::Unrecorded(u)) if u.end_mono == 0 => u.status = Status::Error,
             _ => {}
         }
+    }
+
+    /// Moves the start to `start_ns` (Unix epoch ns), as OpenTelemetry's
+    /// `start_time=` asks; the duration is measured from there.
+    pub fn set_start_time(&self, start_ns: u64) {
+        let mut state = self.state.lock();
+        let shift = |mono: u64| {
+            let wall = i128::from(clock::to_wall_ns(mono));
+            (i128::from(mono) - (wall - i128::from(start_ns))).clamp(1, i128::from(u64::MAX)) as u64
+        };
+        match state.record.as_mut() {
+            Some(Record::Active(r)) => {
+                r.start_mono = shift(r.start_mono);
+                r.start_ns = start_ns;
+            }
+            Some(Record::Unrecorded(u)) if u.end_mono == 0 => u.start_mono = shift(u.start_mono),
+            _ => {}
+        }
+    }
+
+    pub fn add_links(&self, links: Vec<crate::span::Link>) {
+        if links.is_empty() {
+            return;
+        }
+        self.with_active(|r| {
+            for link in links {
+                r.add_link(link);
+            }
+        });
+    }
+
+    /// The status rules of OpenTelemetry's `set_status`: UNSET is ignored
+    /// and OK is final. A failed span gets the description (as
+    /// `status_description`) and `error.type` (semantic conventions) unless
+    /// an instrumentation set one: the escaping exception's type, else the
+    /// recorded exception's.
+    pub fn set_otel_status(
+        &self,
+        status: Status,
+        description: Option<CompactString>,
+        error_type: Option<CompactString>,
+    ) {
+        if status == Status::Unset {
+            return;
+        }
+        let limits = self.core.limits();
+        let mut state = self.state.lock();
+        match state.record.as_mut() {
+            Some(Record::Active(r)) if r.status != Status::Ok => {
+                r.status = status;
+                if status != Status::Error {
+                    return;
+                }
+                if let Some(d) = description {
+                    r.set_attribute("status_description".into(), AttrValue::Str(d), &limits);
+                }
+                if r.attributes.get("error.type").is_none() {
+                    let recorded = r
+                        .error
+                        .as_deref()
+                        .map(|e| CompactString::from(&e.error_type));
+                    if let Some(t) = error_type.or(recorded) {
+                        r.set_attribute("error.type".into(), AttrValue::Str(t), &limits);
+                    }
+                }
+            }
+            Some(Record::Unrecorded(u)) if u.end_mono == 0 && u.status != Status::Ok => {
+                u.status = status
+            }
+            _ => {}
+        }
+    }
+
+    /// OpenTelemetry's `record_exception`: an `exception` event (type,
+    /// message, stack trace, escaped, and `attributes`) and ferrotrace's
+    /// `error`. `fail`: whether the span fails by it (ferrotrace's own API)
+    /// or keeps its status until `set_status` (OpenTelemetry's).
+    pub fn record_exception_event(
+        &self,
+        py: Python<'_>,
+        exception: &Bound<'_, PyAny>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        timestamp: Option<u64>,
+        escaped: bool,
+        fail: bool,
+    ) -> PyResult<()> {
+        if !self.recording {
+            if fail {
+                self.record_error(ErrorInfo::default());
+            }
+            return Ok(());
+        }
+        let info = convert::error_argument(py, exception);
+        let limits = self.core.limits();
+        let mut event = Event {
+            name: "exception".into(),
+            ts_ns: timestamp.unwrap_or_else(jsonl::event_timestamp_ns),
+            level: "error".into(),
+            attributes: Default::default(),
+        };
+        let mut put = |k: &str, v: &str| {
+            event
+                .attributes
+                .set(k.into(), AttrValue::Str(v.into()), &limits);
+        };
+        put("exception.type", &info.error_type);
+        put("exception.message", &info.message);
+        if let Some(stack) = &info.stack {
+            put("exception.stacktrace", stack);
+        }
+        put("exception.escaped", if escaped { "True" } else { "False" });
+        if let Some(attrs) = attributes.filter(|a| !a.is_none()) {
+            convert::for_each_item(attrs, "exception attributes must be a mapping", |k, v| {
+                event
+                    .attributes
+                    .set(convert::key(k), convert::value(v), &limits);
+                Ok(())
+            })?;
+        }
+        self.with_active(|r| {
+            r.add_event(event, &limits);
+            if fail {
+                r.set_error(info, &limits);
+            } else {
+                r.note_error(info, &limits);
+            }
+        });
+        Ok(())
     }
 
     /// Ends the span (once) and hands it to the tracer's writer.
@@ -533,12 +679,12 @@ impl SpanPy {
         }
     }
 
-    fn is_recording(&self) -> bool {
+    pub fn is_recording(&self) -> bool {
         self.recording && !self.is_finished()
     }
 
     #[inline]
-    fn set_tag(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) {
+    pub fn set_tag(&self, key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) {
         if !self.recording {
             return;
         }
@@ -613,13 +759,15 @@ impl SpanPy {
         Ok(())
     }
 
-    #[pyo3(signature = (name, attributes=None, *, level=None, timestamp=None, **fields))]
+    /// `add_event(name, attributes=None, timestamp=None)` as OpenTelemetry
+    /// has it, with `log`'s keywords too.
+    #[pyo3(signature = (name, attributes=None, timestamp=None, *, level=None, **fields))]
     fn add_event(
         &self,
         name: &Bound<'_, PyAny>,
         attributes: Option<&Bound<'_, PyAny>>,
-        level: Option<&Bound<'_, PyAny>>,
         timestamp: Option<u64>,
+        level: Option<&Bound<'_, PyAny>>,
         fields: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         self.log(name, attributes, level, timestamp, fields)
@@ -627,7 +775,7 @@ impl SpanPy {
 
     /// `set_status(200)`, `set_status("error")`, `set_status("ok")`.
     #[pyo3(signature = (status, description=None))]
-    fn set_status(
+    pub fn set_status(
         &self,
         status: &Bound<'_, PyAny>,
         description: Option<&Bound<'_, PyAny>>,
@@ -651,6 +799,20 @@ impl SpanPy {
                 );
                 return Ok(());
             }
+        }
+        // OpenTelemetry's `Status(code, description)`.
+        let status_code = pyo3::intern!(status.py(), "status_code");
+        if let Some(code) = status.getattr_opt(status_code)? {
+            if code.hasattr(status_code)? {
+                // Not a Status: its code would be read forever.
+                return Err(PyTypeError::new_err(
+                    "set_status() takes a Status whose status_code is a StatusCode",
+                ));
+            }
+            let description = status
+                .getattr_opt(pyo3::intern!(status.py(), "description"))?
+                .filter(|d| !d.is_none());
+            return self.set_status(&code, description.as_ref());
         }
         // Strings, and enums like OpenTelemetry's StatusCode (by name).
         let Some(text) = convert::name_or_str(status) else {
@@ -696,8 +858,53 @@ impl SpanPy {
         self.record_error(info);
     }
 
-    fn record_exception(&self, py: Python<'_>, exception: &Bound<'_, PyAny>) {
-        self.set_error(py, exception, None)
+    /// Records an exception: its `exception` event (OpenTelemetry's
+    /// conventions) and the span's error; the span fails.
+    #[pyo3(signature = (exception, attributes=None, timestamp=None, escaped=false))]
+    fn record_exception(
+        &self,
+        py: Python<'_>,
+        exception: &Bound<'_, PyAny>,
+        attributes: Option<&Bound<'_, PyAny>>,
+        timestamp: Option<u64>,
+        escaped: bool,
+    ) -> PyResult<()> {
+        self.record_exception_event(py, exception, attributes, timestamp, escaped, true)
+    }
+
+    /// The span's context as OpenTelemetry's `SpanContext` (integer ids,
+    /// `TraceFlags`, `TraceState`); needs the `opentelemetry-api` package.
+    fn get_span_context<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.otel_context
+            .get_or_try_init(py, || {
+                otel::span_context(
+                    py,
+                    self.trace_id,
+                    self.span_id,
+                    self.sampled,
+                    self.tracestate.as_deref(),
+                )
+                .map(Bound::unbind)
+            })
+            .map(|c| c.bind(py).clone())
+    }
+
+    /// Links this span to another span's context (OpenTelemetry's or
+    /// ferrotrace's `SpanContext`, or a `Span`); an invalid context is
+    /// ignored.
+    #[pyo3(signature = (context, attributes=None))]
+    fn add_link(
+        &self,
+        context: &Bound<'_, PyAny>,
+        attributes: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        if !self.recording {
+            return Ok(());
+        }
+        if let Some(link) = otel::link(context, attributes, &self.core.limits())? {
+            self.with_active(|r| r.add_link(link));
+        }
+        Ok(())
     }
 
     /// Ends the span. Idempotent; `duration_ms` replaces the measured duration.

@@ -9,6 +9,7 @@ use crate::propagation::{self, Extracted};
 /// A span's identity as carried between processes: what `extract` returns
 /// and `start_span(parent=...)` accepts.
 /// A parent context read from a carrier, without a Python object.
+#[derive(Clone)]
 pub struct RemoteParent {
     pub trace_id: TraceId,
     pub span_id: SpanId,
