@@ -398,11 +398,16 @@ fn event_into(dst: &mut Event, source: EventSource<'_>) {
     }
 }
 
-/// The level to record as a `level` attribute: not the default "info", and
-/// not when the event already has a `level` attribute of its own.
+/// The level to record as a `level` attribute: not the default "info", not
+/// when the event already has a `level` attribute of its own, and not on an
+/// `exception` event (its level is implied; the semantic conventions define
+/// its attributes).
 pub fn event_level(e: &SpanEvent) -> Option<&str> {
-    (e.level != "info" && !e.level.is_empty() && e.attributes.get("level").is_none())
-        .then_some(e.level.as_str())
+    (e.level != "info"
+        && !e.level.is_empty()
+        && e.name != "exception"
+        && e.attributes.get("level").is_none())
+    .then_some(e.level.as_str())
 }
 
 /// The `exception.*` attributes of an error, in the semantic conventions'
