@@ -42,6 +42,11 @@ pub struct SpanRow {
     pub dropped_attributes_count: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub dropped_events_count: u64,
+    /// The OpenTelemetry resource attributes of the process that recorded
+    /// the span, when it came from elsewhere (`ferrotrace serve`'s
+    /// receivers); the key is written only when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<Map<String, Value>>,
 }
 
 /// A timestamped event inside a span.
@@ -155,6 +160,7 @@ impl SpanRow {
             remote_parent: record.remote_parent,
             dropped_attributes_count: u64::from(record.attributes.dropped),
             dropped_events_count: u64::from(record.dropped_events),
+            resource: None,
         }
     }
 
@@ -216,6 +222,8 @@ struct RawRow<'a> {
     dropped_attributes_count: u64,
     #[serde(default)]
     dropped_events_count: u64,
+    #[serde(default)]
+    resource: Option<Map<String, Value>>,
 }
 
 impl RawRow<'_> {
@@ -262,6 +270,7 @@ impl RawRow<'_> {
             remote_parent: self.remote_parent,
             dropped_attributes_count: self.dropped_attributes_count,
             dropped_events_count: self.dropped_events_count,
+            resource: self.resource,
         })
     }
 }

@@ -416,6 +416,7 @@ pub(crate) mod tests {
             remote_parent: false,
             dropped_attributes_count: 0,
             dropped_events_count: 0,
+            resource: None,
         }
     }
 
