@@ -9,7 +9,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 $(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin>=1.9.4,<2" "pytest>=7" "hypothesis>=6" "ruff" "mypy" "numpy" "rich" "fastapi" "uvicorn" "httpx" "httpx2" "requests" "opentelemetry-sdk" "opentelemetry-proto" "opentelemetry-exporter-otlp-proto-http" "cryptography"
+	$(PY) -m pip install -q "maturin>=1.9.4,<2" "pytest>=7" "hypothesis>=6" "ruff" "mypy" "numpy" "rich" "fastapi" "uvicorn" "httpx" "httpx2" "requests" "opentelemetry-sdk" "opentelemetry-proto" "opentelemetry-exporter-otlp-proto-http" "opentelemetry-exporter-zipkin-json" "cryptography"
 	touch $@
 
 # Build the Rust extension (release, LTO) into the virtualenv.

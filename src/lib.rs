@@ -19,6 +19,7 @@ pub mod pool;
 pub mod propagation;
 pub mod query;
 pub mod sampling;
+pub mod server;
 pub mod sinks;
 pub mod span;
 pub mod trace_summary;

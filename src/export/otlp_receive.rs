@@ -35,8 +35,7 @@ pub fn decode_protobuf(body: &[u8]) -> Result<ExportTraceServiceRequest, String>
 
 /// Decodes an OTLP/HTTP JSON body.
 pub fn decode_json(body: &[u8]) -> Result<ExportTraceServiceRequest, String> {
-    let doc: Json =
-        serde_json::from_slice(body).map_err(|e| format!("invalid OTLP JSON: {e}"))?;
+    let doc: Json = serde_json::from_slice(body).map_err(|e| format!("invalid OTLP JSON: {e}"))?;
     let root = object(&doc, "the request")?;
     Ok(ExportTraceServiceRequest {
         resource_spans: list(root, "resourceSpans", resource_spans)?,
@@ -384,7 +383,10 @@ fn any_value(o: &Fields) -> Result<AnyValue, String> {
     let value = if let Some(s) = o.get("stringValue") {
         Value::StringValue(s.as_str().unwrap_or_default().to_string())
     } else if let Some(b) = o.get("boolValue") {
-        Value::BoolValue(b.as_bool().ok_or("invalid OTLP JSON: boolValue is not a bool")?)
+        Value::BoolValue(
+            b.as_bool()
+                .ok_or("invalid OTLP JSON: boolValue is not a bool")?,
+        )
     } else if o.contains_key("intValue") {
         Value::IntValue(integer(o, "intValue")?)
     } else if let Some(d) = o.get("doubleValue") {
@@ -478,7 +480,10 @@ mod tests {
         assert_eq!(row.attributes["l"], serde_json::json!([true]));
         assert_eq!(row.attributes["b"], "0102ff");
         let error = row.error.as_ref().unwrap();
-        assert_eq!((error.error_type.as_str(), error.message.as_str()), ("ValueError", "bad"));
+        assert_eq!(
+            (error.error_type.as_str(), error.message.as_str()),
+            ("ValueError", "bad")
+        );
         assert_eq!(row.events.len(), 1);
         assert_eq!(row.events[0].level, "warning");
         assert_eq!(row.resource.as_ref().unwrap()["host.name"], "h1");
@@ -496,7 +501,10 @@ mod tests {
             assert!(decode_json(body.as_bytes()).is_err(), "{body}");
         }
         // Unknown fields and an empty request are fine.
-        assert!(decode_json(br#"{"other":1}"#).unwrap().resource_spans.is_empty());
+        assert!(decode_json(br#"{"other":1}"#)
+            .unwrap()
+            .resource_spans
+            .is_empty());
     }
 
     #[test]

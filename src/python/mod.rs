@@ -11,6 +11,7 @@ mod options;
 mod propagation;
 mod provider;
 mod query;
+mod serve;
 mod span;
 mod span_context;
 mod traced;
@@ -66,5 +67,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(options::_options_markdown, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_shutdown_all, m)?)?;
     m.add_function(wrap_pyfunction!(fork::_flush_all, m)?)?;
+    m.add_function(wrap_pyfunction!(serve::serve, m)?)?;
     Ok(())
 }
