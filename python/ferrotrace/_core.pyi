@@ -32,6 +32,7 @@ __all__ = [
     "extract",
     "inject",
     "operation_stats",
+    "serve",
 ]
 
 _Kind = Literal["internal", "server", "client", "producer", "consumer"]
@@ -437,11 +438,11 @@ def operation_stats(
 def serve(
     dir: str | PathLike[str],
     *,
-    host: str = "127.0.0.1",
+    host: str = ...,  # "127.0.0.1"
     port: int = 16686,
-    otlp_port: int | None = 4318,
+    otlp_port: int | None = ...,  # 4318
     cors_origin: str | None = None,
-    max_spans: int | None = 2000000,
+    max_spans: int | None = ...,  # 2000000
     max_body_mb: float = 20.0,
     on_listening: Callable[[dict[str, Any]], object] | None = None,
 ) -> None:

@@ -55,7 +55,9 @@ pub fn serve(
         run(
             options,
             |listening: &Listening| {
-                let Some(callback) = &on_listening else { return };
+                let Some(callback) = &on_listening else {
+                    return;
+                };
                 Python::attach(|py| {
                     let info = PyDict::new(py);
                     let called = (|| {
