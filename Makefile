@@ -23,6 +23,9 @@ test: install
 demo: install
 	$(PY) examples/demo.py
 	$(PY) examples/services/run_demo.py
+	@echo
+	@echo "To look at these traces: $(VENV)/bin/ferrotrace serve demo-traces"
+	@echo "then open http://127.0.0.1:16686/ (Jaeger API: /api/traces?service=frontend)."
 
 $(VENV)/.bench-deps: $(VENV)/.deps
 	$(PY) -m pip install -q opentelemetry-sdk ddtrace pytracingx || \
@@ -35,6 +38,7 @@ bench: install $(VENV)/.bench-deps
 	$(PY) benches/bench_hotpath.py
 	$(PY) benches/bench_throughput.py
 	$(PY) benches/bench_analysis.py
+	$(PY) benches/bench_serve.py
 
 lint: install
 	cargo fmt --check
