@@ -4,7 +4,8 @@
 //! round, so a record is never read half. Files are found anew each round:
 //! the server's own, other processes' tracers', rotations.
 //!
-//! Compressed rotated files (`.gz`) do not grow: each is read once.
+//! Compressed rotated files (`.gz`) do not grow: each is read once. This
+//! process's own files are skipped: the receivers index what they write.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,6 +19,18 @@ use std::time::Duration;
 use crate::analysis::{read_threads, span_files, SpanRow};
 
 use super::index::Index;
+use super::span_log::is_own_file;
+
+/// The span files to follow: all but this process's own.
+fn followed_files(dir: &Path) -> Option<Vec<PathBuf>> {
+    let mut files = span_files(dir).ok()?;
+    files.retain(|p| {
+        !p.file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(is_own_file)
+    });
+    Some(files)
+}
 
 /// How far each file has been read: bytes of complete lines.
 type Offsets = HashMap<PathBuf, u64>;
@@ -116,7 +129,7 @@ fn read_lines(mut reader: impl BufRead, chunk: &mut Chunk, whole: bool) -> io::R
 }
 
 fn initial_load(dir: &Path, index: &Index, offsets: &mut Offsets) {
-    let files = span_files(dir).unwrap_or_default();
+    let files = followed_files(dir).unwrap_or_default();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = read_threads().min(files.len()).max(1);
     let results: Vec<Vec<(usize, io::Result<Chunk>)>> = std::thread::scope(|scope| {
@@ -153,7 +166,7 @@ fn initial_load(dir: &Path, index: &Index, offsets: &mut Offsets) {
 }
 
 fn follow_round(dir: &Path, index: &Index, offsets: &mut Offsets) {
-    let Ok(files) = span_files(dir) else {
+    let Some(files) = followed_files(dir) else {
         return;
     };
     let mut rows = Vec::new();

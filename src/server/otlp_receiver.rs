@@ -30,7 +30,7 @@ pub fn receive(state: &State, protocol: Protocol, body: &Bytes) -> Result<Reply,
     }
     .map_err(Reject::bad_request)?;
     let received = to_rows(request);
-    state.store_received(&received.rows, received.rejected as u64)?;
+    state.store_received(received.rows, received.rejected as u64)?;
     let partial_success = (received.rejected > 0).then(|| ExportTracePartialSuccess {
         rejected_spans: received.rejected,
         error_message: received.first_error.unwrap_or_default(),

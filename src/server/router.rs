@@ -69,30 +69,30 @@ impl State {
         })
     }
 
-    /// Writes received spans to the directory (the follower indexes them
-    /// from there, as it does any tracer's). A write error is a 503, which
-    /// OTLP clients retry; the lines already written stay and are counted.
+    /// Writes received spans to the directory, then indexes them. A write
+    /// error is a 503, which OTLP clients retry; the lines already written
+    /// stay, are indexed and counted.
     pub fn store_received(
         &self,
-        rows: &[crate::analysis::SpanRow],
+        mut rows: Vec<crate::analysis::SpanRow>,
         rejected: u64,
     ) -> Result<(), Reject> {
         self.spans_rejected.fetch_add(rejected, Ordering::Relaxed);
-        match self.log.append(rows) {
-            Ok(()) => {
-                self.spans_received
-                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
-                Ok(())
-            }
-            Err((written, e)) => {
-                self.spans_received
-                    .fetch_add(written as u64, Ordering::Relaxed);
-                Err(Reject::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("could not write the spans to the traces directory: {e}"),
-                ))
-            }
-        }
+        let outcome = self.log.append(&rows);
+        let written = match &outcome {
+            Ok(()) => rows.len(),
+            Err((written, _)) => *written,
+        };
+        rows.truncate(written);
+        self.spans_received
+            .fetch_add(written as u64, Ordering::Relaxed);
+        self.index.add(rows);
+        outcome.map_err(|(_, e)| {
+            Reject::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("could not write the spans to the traces directory: {e}"),
+            )
+        })
     }
 
     fn status(&self) -> Reply {

@@ -2,7 +2,9 @@
 //! file writer ([`RotatingFile`]: rotation by size, never a torn line), as
 //! `spans-serve-{pid}-{n}.jsonl`, so every reader of the directory (the
 //! `ferrotrace` CLI, `ft.analyze`, this server's follower) sees them as
-//! it sees a tracer's.
+//! it sees a tracer's. The index gets received spans straight from the
+//! receiver; the follower skips these files (see [`is_own_file`]) rather
+//! than parse back what was just written.
 
 use std::io;
 use std::path::Path;
@@ -15,6 +17,17 @@ use crate::writer::RotatingFile;
 /// Rotate the server's own file at this size, as a tracer does by default.
 const MAX_FILE_BYTES: u64 = 100 * 1024 * 1024;
 
+/// The family name RotatingFile gives this process's files.
+const SERVICE: &str = "serve";
+
+/// Whether `file_name` is one of this process's own span files.
+pub fn is_own_file(file_name: &str) -> bool {
+    file_name
+        .strip_prefix("spans-serve-")
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(pid, _)| pid == std::process::id().to_string())
+}
+
 pub struct SpanLog {
     file: Mutex<RotatingFile>,
 }
@@ -22,7 +35,7 @@ pub struct SpanLog {
 impl SpanLog {
     pub fn new(dir: &Path) -> SpanLog {
         SpanLog {
-            file: Mutex::new(RotatingFile::new(dir, "spans", "serve", MAX_FILE_BYTES)),
+            file: Mutex::new(RotatingFile::new(dir, "spans", SERVICE, MAX_FILE_BYTES)),
         }
     }
 
@@ -50,5 +63,40 @@ impl SpanLog {
             None => Ok(()),
             Some(e) => Err((outcome.lines_written, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_files_are_this_process_files_only() {
+        let pid = std::process::id();
+        assert!(is_own_file(&format!("spans-serve-{pid}-3.jsonl")));
+        assert!(!is_own_file(&format!("spans-serve-{}-3.jsonl", pid + 1)));
+        assert!(!is_own_file(&format!("spans-api-{pid}-3.jsonl")));
+        let dir = tempfile::tempdir().unwrap();
+        let log = SpanLog::new(dir.path());
+        let row = crate::analysis::SpanRow::parse(
+            r#"{"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7",
+            "parent_id":null,"name":"x","service":"s","kind":"server","start_ns":1,"end_ns":2,
+            "duration_ms":0.000001,"status":"ok","attributes":{},"events":[],"error":null}"#,
+        )
+        .unwrap();
+        log.append(&[row.clone(), row.clone()]).unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        assert_eq!(files.len(), 1);
+        let name = files[0].file_name().into_string().unwrap();
+        assert!(is_own_file(&name), "{name}");
+        let text = std::fs::read_to_string(files[0].path()).unwrap();
+        let back: Vec<_> = text
+            .lines()
+            .map(|l| crate::analysis::SpanRow::parse(l).unwrap())
+            .collect();
+        assert_eq!(back, vec![row.clone(), row]);
     }
 }

@@ -60,7 +60,7 @@ pub fn receive(state: &State, body: &Bytes) -> Result<Reply, Reject> {
         .map(row)
         .collect::<Result<Vec<_>, _>>()
         .map_err(Reject::bad_request)?;
-    state.store_received(&rows, 0)?;
+    state.store_received(rows, 0)?;
     Ok(reply(hyper::StatusCode::ACCEPTED, "text/plain", ""))
 }
 
