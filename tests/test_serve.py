@@ -298,6 +298,23 @@ def test_files_already_in_dir_are_indexed_at_start(tmp_path: Path) -> None:
         assert s.stop()[0] == 0
 
 
+def test_retention_evicts_oldest_traces_whole_and_counts_them(tmp_path: Path) -> None:
+    directory = tmp_path / "traces"
+    ids = write_spans(directory, "kept", 5)  # 5 traces of 2 spans
+    s = Server(directory, "--otlp-port", "0", "--max-spans", "4")
+    try:
+        index = s.api("/api/ferrotrace/status")[1]["data"]["index"]
+        assert (index["traces"], index["spans"]) == (2, 4)
+        assert (index["traces_evicted"], index["spans_evicted"]) == (3, 6)
+        held = [t["traceID"] for t in s.api("/api/traces?limit=0")[1]["data"]]
+        assert len(held) == 2 and set(held) <= set(ids)
+        assert all(len(s.api(f"/api/traces/{t}")[1]["data"][0]["spans"]) == 2 for t in held)
+        # The files keep everything.
+        assert ft.analyze(directory).latency_stats()["count"] == 10
+    finally:
+        assert s.stop()[0] == 0
+
+
 def test_spans_written_by_a_tracer_in_another_process_appear_live(server: Server) -> None:
     script = (
         "import ferrotrace as ft, sys\n"

@@ -442,7 +442,7 @@ def serve(
     port: int = 16686,
     otlp_port: int | None = ...,  # 4318
     cors_origin: str | None = None,
-    max_spans: int | None = ...,  # 2000000
+    max_spans: int | None = ...,  # 1000000
     max_body_mb: float = 20.0,
     on_listening: Callable[[dict[str, Any]], object] | None = None,
 ) -> None:

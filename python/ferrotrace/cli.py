@@ -711,10 +711,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument(
         "--max-spans",
         type=_count,
-        default=2_000_000,
+        default=1_000_000,
         metavar="N",
-        help="spans kept searchable, oldest traces evicted first (default 2000000; 0: all); "
-        "files are never deleted",
+        help="spans kept searchable, oldest traces evicted first (default 1000000, about "
+        "1.1 GiB; 0: all); files are never deleted",
     )
     sub.add_argument(
         "--max-body-mb",

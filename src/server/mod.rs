@@ -55,9 +55,9 @@ pub use index::IndexCounters;
 /// 20 MiB, the OpenTelemetry Collector's default request limit.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
 
-/// Default retention of the index: two million spans (see README.md,
+/// Default retention of the index: one million spans, about 1.1 GiB (see README.md,
 /// "Viewing traces", for the memory it takes).
-pub const DEFAULT_MAX_SPANS: usize = 2_000_000;
+pub const DEFAULT_MAX_SPANS: usize = 1_000_000;
 
 /// How `ferrotrace serve` runs.
 #[derive(Clone, Debug)]
