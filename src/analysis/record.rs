@@ -44,9 +44,10 @@ pub struct SpanRow {
     pub dropped_events_count: u64,
     /// The OpenTelemetry resource attributes of the process that recorded
     /// the span, when it came from elsewhere (`ferrotrace serve`'s
-    /// receivers); the key is written only when present.
+    /// receivers); the key is written only when present. Shared by the
+    /// spans of one batch, as the process's resource is.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub resource: Option<Map<String, Value>>,
+    pub resource: Option<std::sync::Arc<Map<String, Value>>>,
 }
 
 /// A timestamped event inside a span.
@@ -223,7 +224,7 @@ struct RawRow<'a> {
     #[serde(default)]
     dropped_events_count: u64,
     #[serde(default)]
-    resource: Option<Map<String, Value>>,
+    resource: Option<std::sync::Arc<Map<String, Value>>>,
 }
 
 impl RawRow<'_> {

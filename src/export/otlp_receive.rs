@@ -12,6 +12,8 @@
 //! alone and counted in the response's `partial_success`; the rest of its
 //! batch is kept.
 
+use std::sync::Arc;
+
 use compact_str::CompactString;
 use prost::Message;
 use serde_json::{Map, Number, Value as Json};
@@ -63,7 +65,7 @@ pub fn to_rows(request: ExportTraceServiceRequest) -> Received {
             .filter(|s| !s.is_empty())
             .unwrap_or(UNKNOWN_SERVICE);
         let service = CompactString::from(service);
-        let resource = resource.filter(|r| !r.is_empty());
+        let resource = resource.filter(|r| !r.is_empty()).map(Arc::new);
         for ss in rs.scope_spans {
             for span in ss.spans {
                 match span_row(span, &service, &resource) {
@@ -82,7 +84,7 @@ pub fn to_rows(request: ExportTraceServiceRequest) -> Received {
 fn span_row(
     span: Span,
     service: &CompactString,
-    resource: &Option<Map<String, Json>>,
+    resource: &Option<Arc<Map<String, Json>>>,
 ) -> Result<SpanRow, String> {
     let trace_id = <[u8; 16]>::try_from(span.trace_id.as_slice())
         .ok()

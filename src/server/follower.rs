@@ -106,6 +106,7 @@ fn read_from(path: &Path, offset: u64) -> io::Result<Chunk> {
 
 fn read_lines(mut reader: impl BufRead, chunk: &mut Chunk, whole: bool) -> io::Result<()> {
     let mut line = Vec::with_capacity(1024);
+    let mut last_resource = None;
     loop {
         line.clear();
         let n = reader.read_until(b'\n', &mut line)?;
@@ -122,9 +123,27 @@ fn read_lines(mut reader: impl BufRead, chunk: &mut Chunk, whole: bool) -> io::R
             continue;
         }
         match SpanRow::parse_bytes(text) {
-            Ok(row) => chunk.rows.push(row),
+            Ok(mut row) => {
+                share_resource(&mut row, &mut last_resource);
+                chunk.rows.push(row);
+            }
             Err(_) => chunk.skipped += 1,
         }
+    }
+}
+
+/// A file's received spans mostly repeat one process's resource: equal
+/// resources share one allocation, as they did when received.
+fn share_resource(
+    row: &mut SpanRow,
+    last: &mut Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+) {
+    let Some(resource) = &row.resource else {
+        return;
+    };
+    match last {
+        Some(previous) if previous == resource => row.resource = Some(previous.clone()),
+        _ => *last = Some(resource.clone()),
     }
 }
 

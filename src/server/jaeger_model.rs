@@ -42,7 +42,7 @@ fn process(span: &SpanRow) -> Value {
     let tags: Vec<Value> = span
         .resource
         .iter()
-        .flatten()
+        .flat_map(|r| r.iter())
         .filter(|(k, _)| k.as_str() != "service.name")
         .map(|(k, v)| tag(k, v))
         .collect();
