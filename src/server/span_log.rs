@@ -29,13 +29,29 @@ pub fn is_own_file(file_name: &str) -> bool {
 }
 
 pub struct SpanLog {
-    file: Mutex<RotatingFile>,
+    inner: Mutex<Inner>,
 }
+
+/// The file and the buffers each batch is serialised into, reused: a
+/// fresh buffer the size of a batch would be new pages from the kernel
+/// on every request.
+struct Inner {
+    file: RotatingFile,
+    data: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+/// A buffer grown past this by one huge batch is not kept.
+const KEEP_BUFFER_BYTES: usize = 32 * 1024 * 1024;
 
 impl SpanLog {
     pub fn new(dir: &Path) -> SpanLog {
         SpanLog {
-            file: Mutex::new(RotatingFile::new(dir, "spans", SERVICE, MAX_FILE_BYTES)),
+            inner: Mutex::new(Inner {
+                file: RotatingFile::new(dir, "spans", SERVICE, MAX_FILE_BYTES),
+                data: Vec::new(),
+                ends: Vec::new(),
+            }),
         }
     }
 
@@ -45,20 +61,26 @@ impl SpanLog {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut data = Vec::with_capacity(rows.len() * 512);
-        let mut ends = Vec::with_capacity(rows.len());
+        let mut inner = self.inner.lock();
+        let Inner { file, data, ends } = &mut *inner;
+        data.clear();
+        ends.clear();
         for row in rows {
             let start = data.len();
             // A SpanRow always serialises (string keys, finite numbers);
             // were it ever not to, no half line may stay behind.
-            if serde_json::to_writer(&mut data, row).is_ok() {
+            if serde_json::to_writer(&mut *data, row).is_ok() {
                 data.push(b'\n');
                 ends.push(data.len());
             } else {
                 data.truncate(start);
             }
         }
-        let outcome = self.file.lock().append(&data, &ends);
+        let outcome = file.append(data, ends);
+        if data.capacity() > KEEP_BUFFER_BYTES {
+            *data = Vec::new();
+            *ends = Vec::new();
+        }
         match outcome.error {
             None => Ok(()),
             Some(e) => Err((outcome.lines_written, e)),
