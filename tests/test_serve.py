@@ -674,6 +674,30 @@ def test_malformed_input_never_loses_stored_data(server: Server) -> None:
 # --------------------------------------------------------------------------
 
 
+def test_the_otlp_port_serves_only_the_otlp_receiver(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        otlp_port = probe.getsockname()[1]
+    s = Server(tmp_path / "t", "--otlp-port", str(otlp_port))
+    try:
+        otlp = f"http://127.0.0.1:{otlp_port}"
+        assert f"OTLP/HTTP also at {otlp}/v1/traces" in s.banner
+        trace_id = "9bf92f3577b34da6a3ce929d0e0e4736"
+        req = urllib.request.Request(
+            otlp + "/v1/traces", otlp_json(trace_id), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            assert r.status == 200
+        trace_of(s, trace_id)
+        for path in ["/api/services", "/", "/api/v2/spans"]:
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(otlp + path, timeout=30)
+            e.value.close()
+            assert e.value.code == 404, path
+    finally:
+        assert s.stop()[0] == 0
+
+
 def test_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
