@@ -727,6 +727,19 @@ def test_a_directory_that_cannot_be_made_is_a_one_line_error(tmp_path: Path) -> 
     assert "traces directory" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_a_bad_cors_origin_is_a_one_line_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ferrotrace", "serve", str(tmp_path), "--port", "0"]
+        + ["--otlp-port", "0", "--cors-origin", "bad\norigin"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("ferrotrace serve: --cors-origin")
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
 def test_sigterm_and_ctrl_c_stop_cleanly_with_every_span_on_disk(tmp_path: Path) -> None:
     for sig in [signal.SIGTERM, signal.SIGINT]:
         directory = tmp_path / sig.name

@@ -546,14 +546,14 @@ def _is_loopback(host: str) -> bool:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     """Runs `ferrotrace serve` until Ctrl-C or SIGTERM; both stop it cleanly (exit 0)."""
-    if not _is_loopback(args.host):
-        print(
-            f"{PROG} serve: warning: listening on {args.host}, not only this machine: anyone "
-            "who can reach it can read every trace and send spans (no authentication)",
-            file=sys.stderr,
-        )
 
     def listening(info: dict[str, Any]) -> None:
+        if not _is_loopback(args.host):
+            print(
+                f"{PROG} serve: warning: listening on {args.host}, not only this machine: "
+                "anyone who can reach it can read every trace and send spans (no authentication)",
+                file=sys.stderr,
+            )
         otlp = f", OTLP/HTTP also at {info['otlp_url']}" if info["otlp_url"] else ""
         print(
             f"{PROG} serve: UI and API at {info['url']}/ (OTLP: {info['url']}/v1/traces, "

@@ -93,7 +93,7 @@ pub fn serve(
         return Err(e);
     }
     result.map_err(|e| match e {
-        ServeError::Host(_) => PyValueError::new_err(e.to_string()),
+        ServeError::Host(_) | ServeError::Option(_) => PyValueError::new_err(e.to_string()),
         _ => PyOSError::new_err(e.to_string()),
     })?;
     match stopped_by.into_inner() {

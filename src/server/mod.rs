@@ -104,6 +104,8 @@ pub enum ServeError {
     Dir(PathBuf, std::io::Error),
     /// `--host` is not an address or a name that resolves.
     Host(String),
+    /// Another option that cannot be used as given.
+    Option(String),
     /// The port is in use, or the address cannot be bound.
     Bind(SocketAddr, std::io::Error),
     /// The async runtime could not start (out of threads or memory).
@@ -122,6 +124,7 @@ impl fmt::Display for ServeError {
                 f,
                 "--host {host:?} is not an IP address or a name that resolves"
             ),
+            ServeError::Option(message) => f.write_str(message),
             ServeError::Bind(addr, e) if e.kind() == std::io::ErrorKind::AddrInUse => {
                 write!(f, "cannot listen on {addr}: the port is in use (choose another with --port / --otlp-port)")
             }
@@ -175,10 +178,12 @@ pub fn serve(
         let follower =
             follower::Follower::start(options.dir.clone(), index.clone(), options.follow_interval)
                 .map_err(|e| ServeError::Dir(options.dir.clone(), e))?;
-        let state = Arc::new(
-            router::State::new(&options, addr, otlp_addr, index.clone())
-                .map_err(|e| ServeError::Dir(options.dir.clone(), e))?,
-        );
+        let state = Arc::new(router::State::new(
+            &options,
+            addr,
+            otlp_addr,
+            index.clone(),
+        )?);
         on_listening(&Listening {
             addr,
             otlp_addr,

@@ -18,7 +18,7 @@ use super::edge::{self, AllowedHosts};
 use super::index::Index;
 use super::span_log::SpanLog;
 use super::status::{reply, Protocol, Reject, Reply};
-use super::{otlp_receiver, query_api, static_files, zipkin_receiver, ServeOptions};
+use super::{otlp_receiver, query_api, static_files, zipkin_receiver, ServeError, ServeOptions};
 
 /// Which socket a request came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,15 +46,12 @@ impl State {
         addr: SocketAddr,
         otlp_addr: Option<SocketAddr>,
         index: Arc<Index>,
-    ) -> std::io::Result<State> {
+    ) -> Result<State, ServeError> {
         let bound: Vec<SocketAddr> = std::iter::once(addr).chain(otlp_addr).collect();
         let cors_origin = match &options.cors_origin {
             None => None,
             Some(o) => Some(HeaderValue::from_str(o).map_err(|_| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("--cors-origin {o:?} is not a valid origin"),
-                )
+                ServeError::Option(format!("--cors-origin {o:?} is not a valid origin"))
             })?),
         };
         Ok(State {
