@@ -12,7 +12,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 $(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin>=1.9.4,<2" "pytest>=7" "hypothesis>=6" "ruff" "mypy" "numpy" "rich" "fastapi" "uvicorn" "httpx" "httpx2" "requests" "opentelemetry-sdk" "opentelemetry-proto" "opentelemetry-exporter-otlp-proto-http" "cryptography"
+	$(PY) -m pip install -q "maturin>=1.9.4,<2" "pytest>=7" "hypothesis>=6" "ruff" "mypy" "numpy" "rich" "fastapi" "uvicorn" "httpx" "httpx2" "requests" "opentelemetry-sdk" "opentelemetry-proto" "opentelemetry-exporter-otlp-proto-http" "opentelemetry-exporter-zipkin-json" "cryptography"
 	$(PY) -m pip install -q "aiohttp" "sqlalchemy<2.1" "opentelemetry-distro" \
 		"opentelemetry-instrumentation-asgi" "opentelemetry-instrumentation-fastapi" \
 		"opentelemetry-instrumentation-requests" "opentelemetry-instrumentation-httpx" \
@@ -32,6 +32,9 @@ test: install
 demo: install
 	$(PY) examples/demo.py
 	$(PY) examples/services/run_demo.py
+	@echo
+	@echo "To look at these traces: $(VENV)/bin/ferrotrace serve demo-traces"
+	@echo "then open http://127.0.0.1:16686/ (Jaeger API: /api/traces?service=frontend)."
 
 $(VENV)/.bench-deps: $(VENV)/.deps
 	$(PY) -m pip install -q opentelemetry-sdk ddtrace pytracingx || \
@@ -47,6 +50,7 @@ bench: install $(VENV)/.bench-deps
 	$(PY) benches/bench_analysis.py
 	$(PY) benches/bench_compress.py
 	$(PY) benches/bench_export.py
+	$(PY) benches/bench_serve.py
 
 lint: install
 	cargo fmt --check

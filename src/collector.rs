@@ -405,7 +405,14 @@ impl CollectorThread {
     }
 
     fn run(mut self) {
+        // Drains happen on the interval or when woken (flush, shutdown, a
+        // filling buffer), never as the thread starts: the spans of a burst
+        // right after start leave together, as those of any other burst do.
+        let mut busy = false;
         loop {
+            if !busy {
+                thread::park_timeout(self.interval);
+            }
             // Read before draining: every span finished before a flush
             // request was pushed before the request, so this drain sees it.
             let requested = self.pipeline.flush_requested.load(Ordering::SeqCst);
@@ -425,9 +432,7 @@ impl CollectorThread {
                 clock::resync();
                 self.last_resync = Instant::now();
             }
-            if drained < self.pipeline.buffer.capacity() / 8 {
-                thread::park_timeout(self.interval);
-            }
+            busy = drained >= self.pipeline.buffer.capacity() / 8;
         }
         let deadline = self
             .pipeline

@@ -21,6 +21,7 @@ pub mod propagation;
 pub mod query;
 pub(crate) mod retention;
 pub mod sampling;
+pub mod server;
 pub mod sinks;
 pub mod span;
 pub(crate) mod sync;

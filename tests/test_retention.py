@@ -246,7 +246,11 @@ def test_compression_with_retention(make_tracer, tmp_path):
 def test_a_full_disk_during_compression_loses_nothing(make_tracer, tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="ferrotrace")
     d = tmp_path / "full"
-    t = make_tracer(d, max_file_size_mb=0.002, max_files=0, compress_rotated=True)
+    # Only the flush drains (no timed drain mid-loop), so the 10 spans make
+    # one batch and one file.
+    t = make_tracer(
+        d, max_file_size_mb=0.002, max_files=0, compress_rotated=True, flush_interval_ms=60_000
+    )
     write_spans(t, 10, per_flush=10)
     [doomed] = [Path(p) for p in t.files() if Path(p).name.startswith("spans")]
     lines_before = read_jsonl(doomed)

@@ -38,6 +38,7 @@ __all__ = [
     "extract",
     "inject",
     "operation_stats",
+    "serve",
 ]
 
 _Kind = Literal["internal", "server", "client", "producer", "consumer"]
@@ -536,3 +537,22 @@ def operation_stats(
     limit: int | None = None,
 ) -> _OperationStats:
     """Per-operation statistics streamed from span files without keeping spans."""
+
+def serve(
+    dir: str | PathLike[str],
+    *,
+    host: str = ...,  # "127.0.0.1"
+    port: int = 16686,
+    otlp_port: int | None = ...,  # 4318
+    cors_origin: str | None = None,
+    max_spans: int | None = ...,  # 1000000
+    max_body_mb: float = 20.0,
+    on_listening: Callable[[dict[str, Any]], object] | None = None,
+) -> None:
+    """Runs `ferrotrace serve` over `dir` with the GIL released until a signal
+    handler raises (KeyboardInterrupt on Ctrl-C), then raises that exception.
+
+    `on_listening(info)` is called once requests are accepted, with `url`,
+    `otlp_url` (or None), `spans_loaded` and `load_seconds`. OSError when the
+    directory or a port cannot be used; ValueError for bad options.
+    """

@@ -6,6 +6,7 @@
     ferrotrace deps [DIR] [--format F]     the service graph
     ferrotrace errors [DIR]                errors grouped by fingerprint
     ferrotrace critical-path TRACE_ID [DIR]
+    ferrotrace serve [DIR]                 receive OTLP/Zipkin, Jaeger query API, web UI
 
 DIR defaults to $FERROTRACE_OUTPUT_DIR, else `traces`. Every subcommand takes
 `--json` for scripts. The work is done in Rust (`ferrotrace._core`); this
@@ -22,6 +23,7 @@ import json
 import math
 import os
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -528,6 +530,61 @@ def cmd_errors(args: argparse.Namespace) -> None:
     _output().table(columns, rows)
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return port
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    """Runs `ferrotrace serve` until Ctrl-C or SIGTERM; both stop it cleanly (exit 0)."""
+
+    def listening(info: dict[str, Any]) -> None:
+        if not _is_loopback(args.host):
+            print(
+                f"{PROG} serve: warning: listening on {args.host}, not only this machine: "
+                "anyone who can reach it can read every trace and send spans (no authentication)",
+                file=sys.stderr,
+            )
+        otlp = f", OTLP/HTTP also at {info['otlp_url']}" if info["otlp_url"] else ""
+        print(
+            f"{PROG} serve: UI and API at {info['url']}/ (OTLP: {info['url']}/v1/traces, "
+            f"Zipkin: {info['url']}/api/v2/spans{otlp}); {info['spans_loaded']} spans "
+            f"indexed from {args.dir} in {info['load_seconds']:.2f} s. Ctrl-C stops.",
+            flush=True,
+        )
+
+    def terminate(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        _core.serve(
+            args.dir,
+            host=args.host,
+            port=args.port,
+            otlp_port=args.otlp_port or None,
+            cors_origin=args.cors_origin,
+            max_spans=args.max_spans,
+            max_body_mb=args.max_body_mb,
+            on_listening=listening,
+        )
+    except KeyboardInterrupt:
+        print(f"{PROG} serve: stopped", flush=True)
+    except (OSError, ValueError) as e:
+        raise CommandError(f"{PROG} serve: {e}") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 # --------------------------------------------------------------------------
 # Entry point
 # --------------------------------------------------------------------------
@@ -622,6 +679,50 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trace_id(sub)
     directory(sub)
+
+    sub = command(
+        "serve",
+        cmd_serve,
+        "receive spans (OTLP/HTTP, Zipkin) into DIR and serve a Jaeger-compatible query API "
+        "and web UI over every span file in it",
+    )
+    sub.add_argument(
+        "dir",
+        metavar="DIR",
+        nargs="?",
+        default=default_dir,
+        help="where received spans are written and span files are read (created if missing)",
+    )
+    sub.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sub.add_argument(
+        "--port", type=_port, default=16686, help="UI, query API and receivers (default 16686)"
+    )
+    sub.add_argument(
+        "--otlp-port",
+        type=_port,
+        default=4318,
+        help="POST /v1/traces also here, the SDKs' default (default 4318; 0: not served)",
+    )
+    sub.add_argument(
+        "--cors-origin",
+        metavar="ORIGIN",
+        help="allow cross-origin requests from this origin (e.g. http://localhost:3000)",
+    )
+    sub.add_argument(
+        "--max-spans",
+        type=_count,
+        default=1_000_000,
+        metavar="N",
+        help="spans kept searchable, oldest traces evicted first (default 1000000, about "
+        "1.1 GiB; 0: all); files are never deleted",
+    )
+    sub.add_argument(
+        "--max-body-mb",
+        type=float,
+        default=20.0,
+        metavar="MB",
+        help="request body limit, compressed and decompressed (default 20)",
+    )
     return parser
 
 

@@ -42,6 +42,12 @@ pub struct SpanRow {
     pub dropped_attributes_count: u64,
     #[serde(skip_serializing_if = "is_zero")]
     pub dropped_events_count: u64,
+    /// The OpenTelemetry resource attributes of the process that recorded
+    /// the span, when it came from elsewhere (`ferrotrace serve`'s
+    /// receivers); the key is written only when present. Shared by the
+    /// spans of one batch, as the process's resource is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<std::sync::Arc<Map<String, Value>>>,
     /// The instrumentation scope (an OpenTelemetry tracer's name and
     /// version); absent for spans of ferrotrace's own API.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -209,6 +215,7 @@ impl SpanRow {
                 })
                 .collect(),
             dropped_links_count: u64::from(record.dropped_links),
+            resource: None,
         }
     }
 
@@ -270,6 +277,8 @@ struct RawRow<'a> {
     dropped_attributes_count: u64,
     #[serde(default)]
     dropped_events_count: u64,
+    #[serde(default)]
+    resource: Option<std::sync::Arc<Map<String, Value>>>,
     /// Read leniently (README, "Files": not a pinned key): a scope or link
     /// of the wrong shape is left out, never a reason to lose the span.
     #[serde(default)]
@@ -385,6 +394,7 @@ impl RawRow<'_> {
             links,
             // A link that could not be read is one the span no longer has.
             dropped_links_count: self.dropped_links_count.saturating_add(malformed_links),
+            resource: self.resource,
         })
     }
 }

@@ -419,6 +419,7 @@ pub(crate) mod tests {
             scope: None,
             links: Vec::new(),
             dropped_links_count: 0,
+            resource: None,
         }
     }
 

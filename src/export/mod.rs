@@ -52,6 +52,7 @@ pub mod http;
 pub mod otlp;
 pub mod otlp_json;
 pub mod otlp_model;
+pub mod otlp_receive;
 pub mod retry;
 pub mod zipkin;
 

@@ -13,6 +13,7 @@ mod propagation;
 mod provider;
 mod query;
 mod registry;
+mod serve;
 mod span;
 mod span_context;
 mod traced;
@@ -73,5 +74,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(options::_options_markdown, m)?)?;
     m.add_function(wrap_pyfunction!(registry::_shutdown_all, m)?)?;
     m.add_function(wrap_pyfunction!(registry::_flush_all, m)?)?;
+    m.add_function(wrap_pyfunction!(serve::serve, m)?)?;
     Ok(())
 }

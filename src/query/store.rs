@@ -112,6 +112,13 @@ impl TraceStore {
         }
     }
 
+    /// Replaces the retention rule, evicting at once what the new one
+    /// does not allow (a store built with [`TraceStore::from_parts`], say).
+    pub fn set_retention(&mut self, retention: Retention) {
+        self.retention = retention;
+        self.enforce_retention();
+    }
+
     /// The retention rule.
     pub fn retention(&self) -> Retention {
         self.retention
