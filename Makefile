@@ -9,13 +9,16 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 $(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin>=1.9.4,<2" "pytest>=7" "hypothesis>=6" "ruff" "mypy" "numpy" "rich" "fastapi" "uvicorn" "httpx" "httpx2" "requests" "opentelemetry-sdk" "opentelemetry-proto" "opentelemetry-exporter-otlp-proto-http" "opentelemetry-exporter-zipkin-json" "cryptography"
+	$(PY) -m pip install -q "maturin>=1.9.4,<2" "pytest>=7" "hypothesis>=6" "ruff" "mypy" "numpy" "rich" "fastapi" "uvicorn" "httpx" "httpx2" "requests" "opentelemetry-sdk" "opentelemetry-proto" "opentelemetry-exporter-otlp-proto-http" "opentelemetry-exporter-zipkin-json" "cryptography" "playwright"
 	touch $@
 
 # Build the Rust extension (release, LTO) into the virtualenv.
 install: $(VENV)/.deps
 	$(VENV)/bin/maturin develop --release -q
 
+# The browser tests (tests/test_ui.py) need Debian's chromium; without it
+# they are skipped and the summary says why (-ra). Playwright's own browser
+# download is never used.
 test: install
 	cargo test -q
 	$(PY) -m pytest -q
