@@ -28,7 +28,8 @@ demo: install
 	$(PY) examples/services/run_demo.py
 	@echo
 	@echo "To look at these traces: $(VENV)/bin/ferrotrace serve demo-traces"
-	@echo "then open http://127.0.0.1:16686/ (Jaeger API: /api/traces?service=frontend)."
+	@echo "then open http://127.0.0.1:16686/ in a browser: search, trace waterfall, service graph"
+	@echo "(/graph), operations (/operations) and error groups (/errors); Jaeger API under /api/."
 
 $(VENV)/.bench-deps: $(VENV)/.deps
 	$(PY) -m pip install -q opentelemetry-sdk ddtrace pytracingx || \

@@ -5,7 +5,8 @@ import * as trace from "./trace.js";
 import * as graph from "./graph.js";
 import * as operations from "./operations.js";
 import * as errors from "./errors.js";
-import { notice, replace } from "./dom.js";
+import { api } from "./api.js";
+import { knowServices, notice, replace } from "./dom.js";
 
 const pages = { search, graph, operations, errors };
 
@@ -24,5 +25,6 @@ const page = name === "trace" ? trace : pages[name];
 if (!page) {
   replace(main, notice("No such page.", "error"));
 } else {
+  knowServices(await api.services().catch(() => []));
   page.render(main, arg).catch((e) => replace(main, notice(`Could not load the page: ${e.message}`, "error")));
 }

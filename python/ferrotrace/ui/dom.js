@@ -96,9 +96,22 @@ export function formatPercent(rate) {
   return `${(rate * 100).toFixed(rate < 0.1 ? 1 : 0)}%`;
 }
 
+// Distinct colours, handed out to the services in name order, so every page
+// gives a service the same colour and few services never share one.
+const PALETTE = [
+  "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948",
+  "#9c755f", "#ff9da7", "#2f9e9e", "#8cd17d", "#d4a6c8", "#86bcb6",
+  "#499894", "#f1ce63", "#a0cbe8", "#ffbe7d",
+];
 const colours = new Map();
 
-/** A stable colour per service: the hue from a hash of the name. */
+/** Tells the colour scheme every service there is (from /api/services). */
+export function knowServices(names) {
+  [...names].sort().forEach((name, i) => colours.set(name, PALETTE[i % PALETTE.length]));
+}
+
+/** A service's colour: its palette slot, or a hue from a hash of its name
+ * for a service that appeared since the page loaded. */
 export function serviceColour(service) {
   let c = colours.get(service);
   if (c === undefined) {
@@ -107,8 +120,7 @@ export function serviceColour(service) {
       h ^= service.charCodeAt(i);
       h = Math.imul(h, 16777619);
     }
-    const hue = (h >>> 0) % 360;
-    c = `hsl(${hue}, 62%, 52%)`;
+    c = `hsl(${(h >>> 0) % 360}, 55%, 55%)`;
     colours.set(service, c);
   }
   return c;

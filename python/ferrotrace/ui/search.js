@@ -232,7 +232,7 @@ function resultItem(t, all, fresh) {
 /** Duration over start time, one dot per trace; a click opens it. */
 function scatter(found) {
   if (!found.length) return null;
-  const W = 1000, H = 180, L = 60, R = 12, T = 10, B = 26;
+  const W = 1200, H = 200, L = 64, R = 12, T = 12, B = 26;
   let t0 = Math.min(...found.map((t) => t.start));
   let t1 = Math.max(...found.map((t) => t.start));
   if (t1 === t0) { t0 -= 1e6; t1 += 1e6; }

@@ -18,7 +18,7 @@ const INDENT_PX = 14;
 const MAX_INDENT_LEVELS = 40;
 const POLL_MS = 5000;
 // A trace still being written (it ended less than this long ago) is polled.
-const LIVE_WINDOW_US = 10 * 60 * 1e6;
+const LIVE_WINDOW_US = 2 * 60 * 1e6;
 
 /** The tree of a Jaeger trace in pre-order (children by start time). */
 export function buildModel(trace) {
