@@ -307,6 +307,12 @@ def test_search_lists_traces_and_plots_them(
     assert ids["checkout"] in errors_only and ids["search"] not in errors_only
     assert p.locator("input[name=errors]").is_checked()
 
+    # Slowest first, as the URL asks.
+    p.goto(server.url + "/?order=slowest")
+    p.wait_for_selector(".result")
+    durations = p.eval_on_selector_all(".result", "els => els.map(e => +e.dataset.duration)")
+    assert len(durations) > 2 and durations == sorted(durations, reverse=True)
+
     # A bad duration is the server's reason on the page, not a blank page.
     p.goto(server.url + "/?minDuration=soon")
     p.wait_for_selector(".notice.error")

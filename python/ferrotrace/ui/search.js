@@ -17,7 +17,7 @@ const LOOKBACKS = [
   ["all", "All time", null],
   ["custom", "Custom range", null],
 ];
-const FIELDS = ["service", "operation", "tags", "minDuration", "maxDuration", "lookback", "start", "end", "errors", "limit"];
+const FIELDS = ["service", "operation", "tags", "minDuration", "maxDuration", "lookback", "start", "end", "errors", "limit", "order"];
 
 /**
  * `key=value` pairs separated by spaces (values may be "quoted"), as
@@ -62,6 +62,7 @@ function apiParams(q) {
     minDuration: q.minDuration,
     maxDuration: q.maxDuration,
     limit: q.limit || "20",
+    order: q.order === "slowest" ? "slowest" : "",
   };
   if (Object.keys(tags).length) params.tags = JSON.stringify(tags);
   const lookback = LOOKBACKS.find(([k]) => k === (q.lookback || "all"));
@@ -108,6 +109,9 @@ export async function render(main) {
   const custom = el("span", { class: "custom-range" }, field("From", start), field("To", end));
   const errors = el("input", { name: "errors", type: "checkbox", checked: q.errors === "1" });
   const limit = el("input", { name: "limit", type: "number", min: 1, max: 10000, size: 5, value: q.limit || "20" });
+  const order = el("select", { name: "order" },
+    el("option", { value: "" }, "Most recent"), el("option", { value: "slowest" }, "Slowest"));
+  order.value = q.order === "slowest" ? "slowest" : "";
 
   async function loadOperations(selected) {
     replace(operation, el("option", { value: "" }, "All operations"));
@@ -135,6 +139,7 @@ export async function render(main) {
       end: lookback.value === "custom" ? fromLocalInput(end.value) : "",
       errors: errors.checked ? "1" : "",
       limit: limit.value && limit.value !== "20" ? limit.value : "",
+      order: order.value,
     };
     writeQuery(next);
     results.search(next);
@@ -143,7 +148,7 @@ export async function render(main) {
   field("Min duration", minDuration), field("Max duration", maxDuration),
   field("Time", lookback), custom,
   el("label", { class: "field checkbox" }, errors, el("span", null, "Errors only")),
-  field("Limit", limit),
+  field("Limit", limit), field("Sort", order),
   el("button", { type: "submit", class: "primary" }, "Find traces"));
 
   const results = resultsView();
@@ -213,7 +218,7 @@ function resultsView() {
 function resultItem(t, all, fresh) {
   const longest = Math.max(1, ...all.map((x) => x.duration));
   const chips = [...t.services.entries()].sort((a, b) => b[1] - a[1]).map(([s, n]) => serviceChip(s, n));
-  return el("li", { class: fresh ? "result fresh" : "result", dataset: { traceId: t.traceID } },
+  return el("li", { class: fresh ? "result fresh" : "result", dataset: { traceId: t.traceID, duration: String(t.duration) } },
     el("a", { href: traceHref(t.traceID), class: "result-link" },
       el("div", { class: "result-head" },
         el("span", { class: "result-title" },

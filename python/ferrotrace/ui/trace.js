@@ -121,6 +121,8 @@ function writeState(s) {
 export async function render(main, traceID) {
   replace(main, notice("Loading trace…"));
   const fetchStart = performance.now();
+  // The critical path is a decoration: the trace shows without it.
+  const pathRequest = api.criticalPath(traceID).catch(() => []);
   let trace;
   try {
     trace = await api.trace(traceID);
@@ -128,7 +130,7 @@ export async function render(main, traceID) {
     replace(main, notice(e.status === 404 ? `Trace ${traceID} was not found.` : `Could not load trace ${traceID}: ${e.message}`, "error"));
     return;
   }
-  const path = await api.criticalPath(traceID).catch(() => []);
+  const path = await pathRequest;
   const fetchMs = performance.now() - fetchStart;
   const t0 = performance.now();
   const view = new TraceView(main, trace, path);
