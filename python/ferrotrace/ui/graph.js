@@ -5,7 +5,7 @@ import { api, every } from "./api.js";
 import { el, svg, replace, notice, serviceColour, formatPercent } from "./dom.js";
 
 const POLL_MS = 5000;
-const NODE_W = 170, NODE_H = 46, GAP_X = 110, GAP_Y = 28, PAD = 24;
+const NODE_W = 170, NODE_H = 46, GAP_X = 180, GAP_Y = 28, PAD = 24;
 
 /** Layer of each service: the longest chain of callers above it (cycles cut). */
 function layers(services, edges) {
