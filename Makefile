@@ -12,7 +12,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 $(VENV)/.deps: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "maturin>=1.9.4,<2" "pytest>=7" "hypothesis>=6" "ruff" "mypy" "numpy" "rich" "fastapi" "uvicorn" "httpx" "httpx2" "requests" "opentelemetry-sdk" "opentelemetry-proto" "opentelemetry-exporter-otlp-proto-http" "opentelemetry-exporter-zipkin-json" "cryptography"
+	$(PY) -m pip install -q "maturin>=1.9.4,<2" "pytest>=7" "hypothesis>=6" "ruff" "mypy" "numpy" "rich" "fastapi" "uvicorn" "httpx" "httpx2" "requests" "opentelemetry-sdk" "opentelemetry-proto" "opentelemetry-exporter-otlp-proto-http" "opentelemetry-exporter-zipkin-json" "cryptography" "playwright"
 	$(PY) -m pip install -q "aiohttp" "sqlalchemy<2.1" "opentelemetry-distro" \
 		"opentelemetry-instrumentation-asgi" "opentelemetry-instrumentation-fastapi" \
 		"opentelemetry-instrumentation-requests" "opentelemetry-instrumentation-httpx" \
@@ -25,6 +25,9 @@ $(VENV)/.deps: pyproject.toml Makefile
 install: $(VENV)/.deps
 	$(VENV)/bin/maturin develop --release -q
 
+# The browser tests (tests/test_ui.py) need Debian's chromium; without it
+# they are skipped and the summary says why (-ra). Playwright's own browser
+# download is never used.
 test: install
 	cargo test -q
 	$(PY) -m pytest -q
@@ -34,7 +37,8 @@ demo: install
 	$(PY) examples/services/run_demo.py
 	@echo
 	@echo "To look at these traces: $(VENV)/bin/ferrotrace serve demo-traces"
-	@echo "then open http://127.0.0.1:16686/ (Jaeger API: /api/traces?service=frontend)."
+	@echo "then open http://127.0.0.1:16686/ in a browser: search, trace waterfall, service graph"
+	@echo "(/graph), operations (/operations) and error groups (/errors); Jaeger API under /api/."
 
 $(VENV)/.bench-deps: $(VENV)/.deps
 	$(PY) -m pip install -q opentelemetry-sdk ddtrace pytracingx || \

@@ -36,6 +36,7 @@ mod query_api;
 mod router;
 mod span_log;
 mod static_files;
+mod stats_api;
 mod status;
 mod zipkin_receiver;
 

@@ -109,7 +109,7 @@ fn get_trace(index: &Index, id: &str) -> Result<Reply, Reject> {
 }
 
 /// 1 to 32 hex digits (Jaeger accepts short ids, zero-padded), not all zeros.
-fn parse_trace_id(id: &str) -> Result<TraceId, Reject> {
+pub(super) fn parse_trace_id(id: &str) -> Result<TraceId, Reject> {
     let bad = || {
         Reject::bad_request(format!(
             "{id:?} is not a trace id (1 to 32 hex digits, not all zeros)"
@@ -287,10 +287,10 @@ pub fn parse_go_duration(name: &str, text: &str) -> Result<f64, Reject> {
 }
 
 /// Query parameters, percent-decoded, in order.
-struct Params(Vec<(String, String)>);
+pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn parse(query: &str) -> Params {
+    pub(super) fn parse(query: &str) -> Params {
         Params(
             query
                 .split('&')
@@ -304,7 +304,7 @@ impl Params {
     }
 
     /// The one value of `key`; given twice is an error (which to believe?).
-    fn one<'a>(&'a self, key: &'a str) -> Result<Option<&'a str>, Reject> {
+    pub(super) fn one<'a>(&'a self, key: &'a str) -> Result<Option<&'a str>, Reject> {
         let mut values = self.all(key);
         let first = values.next();
         if values.next().is_some() {
@@ -325,7 +325,7 @@ impl Params {
 
 /// `%XX` and `+` decoded; invalid escapes kept as they are; invalid UTF-8
 /// replaced (it can only fail to match).
-fn percent_decode(text: &str) -> String {
+pub(super) fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -18,7 +18,9 @@ use super::edge::{self, AllowedHosts};
 use super::index::Index;
 use super::span_log::SpanLog;
 use super::status::{reply, Protocol, Reject, Reply};
-use super::{otlp_receiver, query_api, static_files, zipkin_receiver, ServeError, ServeOptions};
+use super::{
+    otlp_receiver, query_api, static_files, stats_api, zipkin_receiver, ServeError, ServeOptions,
+};
 
 /// Which socket a request came in on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -230,14 +232,13 @@ async fn route(
     if path == "/api/ferrotrace/status" {
         return Ok(state.status());
     }
+    if let Some(answer) = stats_api::answer(&state.index, path, parts.uri.query()) {
+        return answer;
+    }
     if let Some(answer) = query_api::answer(&state.index, path, parts.uri.query()) {
         return answer;
     }
-    if path == "/"
-        || path
-            .strip_prefix("/trace/")
-            .is_some_and(|id| !id.contains('/'))
-    {
+    if static_files::is_page(path) {
         return Ok(static_files::page());
     }
     if let Some(file) = path.strip_prefix("/ui/").and_then(static_files::file) {

@@ -8,12 +8,44 @@ use hyper::StatusCode;
 
 use super::status::{reply, Reply};
 
+/// One entry of [`FILES`], its content compiled in.
+macro_rules! ui_file {
+    ($name:literal, $media_type:expr) => {
+        (
+            $name,
+            $media_type,
+            include_str!(concat!("../../python/ferrotrace/ui/", $name)),
+        )
+    };
+}
+
 /// `(name, media type, content)` of every UI file, served at `/ui/{name}`.
-const FILES: &[(&str, &str, &str)] = &[(
-    "index.html",
-    "text/html; charset=utf-8",
-    include_str!("../../python/ferrotrace/ui/index.html"),
-)];
+const FILES: &[(&str, &str, &str)] = &[
+    ui_file!("index.html", HTML),
+    ui_file!("style.css", CSS),
+    ui_file!("app.js", JS),
+    ui_file!("api.js", JS),
+    ui_file!("dom.js", JS),
+    ui_file!("search.js", JS),
+    ui_file!("trace.js", JS),
+    ui_file!("graph.js", JS),
+    ui_file!("operations.js", JS),
+    ui_file!("errors.js", JS),
+];
+
+const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// The UI's routes, each answered with `index.html` (whose script picks
+/// the page from the URL): `/`, `/trace/{id}`, `/graph`, `/operations`,
+/// `/errors`.
+pub fn is_page(path: &str) -> bool {
+    matches!(path, "/" | "/graph" | "/operations" | "/errors")
+        || path
+            .strip_prefix("/trace/")
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+}
 
 /// The page of the UI's routes (`/`, `/trace/{id}`): its script reads the
 /// URL and the API.
