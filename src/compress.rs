@@ -177,7 +177,7 @@ impl Compressor {
         thread::Builder::new()
             .name("ferrotrace-gzip".into())
             .spawn(move || {
-                lower_priority();
+                crate::priority::yield_to_application();
                 for job in queue {
                     if thread_shared.stop.load(Ordering::Relaxed) {
                         break;
@@ -225,20 +225,6 @@ impl Drop for Compressor {
             .wait_for(&self.shared.finished, deadline, |finished| *finished);
     }
 }
-
-/// Makes the calling thread yield to the application's threads (nice 10).
-#[cfg(target_os = "linux")]
-fn lower_priority() {
-    // SAFETY: plain system calls on the calling thread's own id; a failure
-    // only leaves the priority as it was.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
 
 #[cfg(test)]
 mod tests {

@@ -17,6 +17,7 @@ pub mod live;
 pub mod metrics;
 pub mod options;
 pub mod pool;
+pub(crate) mod priority;
 pub mod propagation;
 pub mod query;
 pub(crate) mod retention;

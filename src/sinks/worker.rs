@@ -279,6 +279,11 @@ impl Shared {
 }
 
 fn run(mut sink: Box<dyn Sink>, s: &Shared, pool: &RecordPool, warnings: &Warnings) {
+    if !s.is_file {
+        // Exporters yield to traced code; the files keep normal priority so
+        // the collector, which waits for them, keeps pace with the buffer.
+        crate::priority::yield_to_application();
+    }
     let mut disabled = false;
     loop {
         // Read before draining: a flush ticket is raised only after the
