@@ -88,7 +88,7 @@ pub fn _start_server_span<'py>(
     // One pass over the headers: host, user agent, and whatever the formats
     // of the tracer the span is recorded into read (resolved when that
     // tracer was made; ASGI header names are lower-case bytes).
-    let propagators = tracer.get().core.propagators.as_slice();
+    let propagators = tracer.get().core.get().propagators.as_slice();
     let mut trace_headers: Vec<(&'static str, String)> = Vec::new();
     let mut host = None;
     if let Some(headers) = scope.get_item(intern!(py, "headers"))? {

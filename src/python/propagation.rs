@@ -354,7 +354,7 @@ fn names_type_error(obj: &Bound<'_, PyAny>) -> PyErr {
 /// any tracer exists, the environment's (FERROTRACE_PROPAGATORS, then
 /// OTEL_PROPAGATORS), else `tracecontext`.
 pub fn default_propagators(py: Python<'_>) -> Vec<Propagator> {
-    match global::existing(py).map(|t| t.get().core.propagators.clone()) {
+    match global::existing(py).map(|t| t.get().core.get().propagators.clone()) {
         Some(list) => list,
         None => env_propagators(py),
     }

@@ -64,12 +64,13 @@ struct Inherited {
 }
 
 #[inline]
-fn inherit_from_span(me: &Arc<TracerCore>, parent: &SpanPy) -> Inherited {
-    let service = if Arc::ptr_eq(&parent.core, me) {
+fn inherit_from_span(me: &Py<TracerCore>, parent: &SpanPy) -> Inherited {
+    let service = if parent.core.is(me) {
         None
     } else {
-        let theirs = &parent.core.collector.config.service_name;
-        (*theirs != me.collector.config.service_name).then(|| CompactString::from(theirs.as_str()))
+        let theirs = &parent.core.get().collector.config.service_name;
+        (*theirs != me.get().collector.config.service_name)
+            .then(|| CompactString::from(theirs.as_str()))
     };
     Inherited {
         trace_id: parent.trace_id,
@@ -100,7 +101,7 @@ pub const TAGS_NOT_A_MAPPING: &str = "tags must be a mapping of attribute names 
 #[inline]
 pub fn start_span<'py>(
     py: Python<'py>,
-    core: &Arc<TracerCore>,
+    core: &Py<TracerCore>,
     name: CompactString,
     kind: SpanKind,
     parent: Parent<'_>,
@@ -118,7 +119,7 @@ pub fn start_span<'py>(
 #[inline]
 pub fn new_span<'py>(
     py: Python<'py>,
-    core: &Arc<TracerCore>,
+    core: &Py<TracerCore>,
     name: CompactString,
     kind: SpanKind,
     parent: Parent<'_>,
@@ -126,6 +127,7 @@ pub fn new_span<'py>(
     extra_tags: Option<&Bound<'py, PyAny>>,
     scope: Option<&Arc<Scope>>,
 ) -> PyResult<SpanPy> {
+    let c = core.get();
     let inherited = match parent {
         Parent::Span(span) => Some(inherit_from_span(core, span)),
         Parent::Remote(r) => Some(inherit_remote(r)),
@@ -141,7 +143,7 @@ pub fn new_span<'py>(
         Parent::Root => None,
     };
     let (trace_id, sampled) = match &inherited {
-        _ if core.disabled => (
+        _ if c.disabled => (
             inherited
                 .as_ref()
                 .map_or_else(TraceId::random, |p| p.trace_id),
@@ -149,21 +151,21 @@ pub fn new_span<'py>(
         ),
         Some(p) if p.remote => (
             p.trace_id,
-            core.sampler.sample_remote_child(p.trace_id, p.sampled),
+            c.sampler.sample_remote_child(p.trace_id, p.sampled),
         ),
         Some(p) => (p.trace_id, p.sampled),
         None => {
             let trace_id = TraceId::random();
-            (trace_id, core.sampler.sample_new_trace(trace_id))
+            (trace_id, c.sampler.sample_new_trace(trace_id))
         }
     };
     let local_root = inherited.as_ref().is_none_or(|p| p.remote);
     let tracestate = inherited.as_ref().and_then(|p| p.tracestate.clone());
-    if !sampled && (core.disabled || !core.collector.config.tail.enabled()) {
+    if !sampled && (c.disabled || !c.collector.config.tail.enabled()) {
         // Nothing will be written: skip the record and all conversions.
-        core.collector.span_started(local_root);
+        c.collector.span_started(local_root);
         let span = SpanPy::unrecorded(
-            Arc::clone(core),
+            core.clone_ref(py),
             trace_id,
             inherited.map(|p| p.span_id),
             name,
@@ -174,7 +176,7 @@ pub fn new_span<'py>(
         .with_tracestate(tracestate);
         return Ok(span);
     }
-    let pool = &core.collector.pipeline().pool;
+    let pool = &c.collector.pipeline().pool;
     let mut record = match inherited {
         Some(parent) => {
             let mut r = pool.record(trace_id, Some(parent.span_id), name);
@@ -189,7 +191,7 @@ pub fn new_span<'py>(
     record.kind = kind;
     record.tracestate.clone_from(&tracestate);
     record.scope = scope.cloned();
-    let limits = core.limits();
+    let limits = c.limits();
     for (k, v) in tags {
         record.attributes.set(k, v, &limits);
     }
@@ -204,6 +206,6 @@ pub fn new_span<'py>(
     let mono = clock::monotonic_ns();
     record.start_mono = mono;
     record.start_ns = clock::to_wall_ns(mono);
-    core.collector.span_started(record.is_local_root);
-    Ok(SpanPy::new(Arc::clone(core), record).with_tracestate(tracestate))
+    c.collector.span_started(record.is_local_root);
+    Ok(SpanPy::new(core.clone_ref(py), record).with_tracestate(tracestate))
 }

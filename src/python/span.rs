@@ -12,7 +12,6 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
-use std::sync::Arc as SharedArc;
 use triomphe::{Arc, UniqueArc};
 
 use crate::attributes::AttrValue;
@@ -82,7 +81,7 @@ pub struct SpanPy {
     /// head-sampled out with no tail rules: they skip all conversion work).
     recording: bool,
     /// The provider that started it: collector, limits, service name.
-    pub core: SharedArc<TracerCore>,
+    pub core: Py<TracerCore>,
     /// Spans started before a fork are the parent's to write.
     fork_epoch: u32,
     state: Mutex<SpanState>,
@@ -92,7 +91,7 @@ pub struct SpanPy {
 }
 
 impl SpanPy {
-    pub fn new(core: SharedArc<TracerCore>, record: UniqueArc<SpanRecord>) -> Self {
+    pub fn new(core: Py<TracerCore>, record: UniqueArc<SpanRecord>) -> Self {
         SpanPy {
             trace_id: record.trace_id,
             span_id: record.span_id,
@@ -114,7 +113,7 @@ impl SpanPy {
     /// A span that records nothing (see [`Record::Unrecorded`]).
     #[allow(clippy::too_many_arguments)]
     pub fn unrecorded(
-        core: SharedArc<TracerCore>,
+        core: Py<TracerCore>,
         trace_id: TraceId,
         parent_id: Option<SpanId>,
         name: CompactString,
@@ -239,7 +238,7 @@ impl SpanPy {
     /// An HTTP server response's status code: kept as
     /// `http.response.status_code`; 5xx fails the span.
     pub fn set_server_status(&self, code: i64) {
-        let limits = self.core.limits();
+        let limits = self.core.get().limits();
         let mut state = self.state.lock();
         match state.record.as_mut() {
             Some(Record::Active(r)) => {
@@ -259,7 +258,7 @@ impl SpanPy {
 
     /// Names a server span after its matched route and records `http.route`.
     pub fn set_route(&self, template: CompactString) {
-        let limits = self.core.limits();
+        let limits = self.core.get().limits();
         let mut state = self.state.lock();
         let rename = |name: &mut CompactString| {
             let method = name.split(' ').next().unwrap_or("").to_owned();
@@ -280,7 +279,7 @@ impl SpanPy {
     }
 
     pub fn record_error(&self, error: ErrorInfo) {
-        let limits = self.core.limits();
+        let limits = self.core.get().limits();
         let mut state = self.state.lock();
         match state.record.as_mut() {
             Some(Record::Active(r)) => r.set_error(error, &limits),
@@ -332,7 +331,7 @@ impl SpanPy {
         if status == Status::Unset {
             return;
         }
-        let limits = self.core.limits();
+        let limits = self.core.get().limits();
         let mut state = self.state.lock();
         match state.record.as_mut() {
             Some(Record::Active(r)) if r.status != Status::Ok => {
@@ -380,7 +379,7 @@ impl SpanPy {
             return Ok(());
         }
         let info = convert::error_argument(py, exception);
-        let limits = self.core.limits();
+        let limits = self.core.get().limits();
         let mut event = Event {
             name: "exception".into(),
             ts_ns: timestamp.unwrap_or_else(jsonl::event_timestamp_ns),
@@ -451,7 +450,7 @@ impl SpanPy {
         if self.fork_epoch != registry::epoch() {
             return; // started before a fork: the parent process writes it
         }
-        let core = &*self.core;
+        let core = self.core.get();
         match ended {
             Ended::Recorded(record) => {
                 let _ = core.collector.submit(record);
@@ -512,7 +511,7 @@ impl Drop for SpanPy {
         // give it back for reuse instead of freeing it.
         if let Some(Record::Finished(record)) = self.state.get_mut().record.take() {
             if self.fork_epoch == registry::epoch() {
-                self.core.collector.pipeline().pool.recycle(record);
+                self.core.get().collector.pipeline().pool.recycle(record);
             }
         }
     }
@@ -601,7 +600,7 @@ impl SpanPy {
 
     #[getter]
     fn service<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
-        self.core.service.bind(py).clone()
+        self.core.get().service.bind(py).clone()
     }
 
     #[getter]
@@ -691,7 +690,7 @@ impl SpanPy {
         // Convert before locking: str() may run arbitrary Python code.
         let key = convert::key(key);
         let value = convert::value(value);
-        let limits = self.core.limits();
+        let limits = self.core.get().limits();
         self.with_active(|r| {
             r.set_attribute(key, value, &limits);
         });
@@ -732,7 +731,7 @@ impl SpanPy {
         if !self.recording {
             return Ok(());
         }
-        let limits = self.core.limits();
+        let limits = self.core.get().limits();
         let mut event = Event {
             name: convert::display(message),
             ts_ns: timestamp.unwrap_or_else(jsonl::event_timestamp_ns),
@@ -780,7 +779,7 @@ impl SpanPy {
         status: &Bound<'_, PyAny>,
         description: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let limits = self.core.limits();
+        let limits = self.core.get().limits();
         let description = description.filter(|d| !d.is_none()).map(convert::display);
         if status.cast::<pyo3::types::PyBool>().is_err() {
             if let Ok(code) = status.extract::<i64>() {
@@ -901,7 +900,7 @@ impl SpanPy {
         if !self.recording {
             return Ok(());
         }
-        if let Some(link) = otel::link(context, attributes, &self.core.limits())? {
+        if let Some(link) = otel::link(context, attributes, &self.core.get().limits())? {
             self.with_active(|r| r.add_link(link));
         }
         Ok(())
@@ -956,7 +955,7 @@ impl SpanPy {
     /// The JSONL record of this span as a dict (end_ns/duration_ms None
     /// while it is open).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let service = &self.core.collector.config.service_name;
+        let service = &self.core.get().collector.config.service_name;
         let (row, finished) = self.read(|r| (SpanRow::from_record(r, service), r.is_finished()));
         let dict = values::to_py(py, &row)?;
         if !finished {

@@ -28,20 +28,20 @@ use super::values;
 
 #[pyclass(name = "Tracer", module = "ferrotrace._core", frozen)]
 pub struct TracerPy {
-    pub core: Arc<TracerCore>,
+    pub core: Py<TracerCore>,
 }
 
 impl TracerPy {
     /// Queries reflect every span finished before they were asked.
     fn flush_for_query(&self, py: Python<'_>) {
-        let collector = Arc::clone(&self.core.collector);
+        let collector = Arc::clone(&self.core.get().collector);
         py.detach(move || collector.flush(QUERY_FLUSH_TIMEOUT));
     }
 
     /// Flushes, then runs `f` on the in-process analysis without the GIL.
     fn query<R: Send>(&self, py: Python<'_>, f: impl FnOnce(&LiveAnalysis) -> R + Send) -> R {
         self.flush_for_query(py);
-        let collector = &self.core.collector;
+        let collector = &self.core.get().collector;
         py.detach(|| collector.with_analysis(f))
     }
 }
@@ -102,7 +102,7 @@ impl TracerPy {
         let collector = Collector::new(config);
         registry::register(&collector);
         Ok(TracerPy {
-            core: Arc::new(TracerCore::new(py, collector)),
+            core: Py::new(py, TracerCore::new(py, collector))?,
         })
     }
 
@@ -132,19 +132,25 @@ impl TracerPy {
 
     #[getter]
     fn service_name<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
-        self.core.service.bind(py).clone()
+        self.core.get().service.bind(py).clone()
     }
 
     /// The header formats `ft.inject`/`ft.extract` use with this tracer
     /// global ("tracecontext", "b3", "b3multi", "xtrace").
     #[getter]
     fn propagators(&self) -> Vec<&'static str> {
-        self.core.propagators.iter().map(|p| p.name()).collect()
+        self.core
+            .get()
+            .propagators
+            .iter()
+            .map(|p| p.name())
+            .collect()
     }
 
     #[getter]
     fn output_dir(&self) -> Option<String> {
         self.core
+            .get()
             .collector
             .config
             .output_dir
@@ -155,7 +161,7 @@ impl TracerPy {
     /// The resolved configuration, as a dict (every option in the table).
     #[getter]
     fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let c = &self.core.collector.config;
+        let c = &self.core.get().collector.config;
         let d = PyDict::new(py);
         for spec in options::OPTIONS {
             d.set_item(spec.name, option_args::to_py(py, spec.read(c))?)?;
@@ -169,6 +175,7 @@ impl TracerPy {
     fn files<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let paths: Vec<String> = self
             .core
+            .get()
             .collector
             .files()
             .iter()
@@ -182,9 +189,9 @@ impl TracerPy {
     #[pyo3(signature = (timeout=5.0))]
     fn flush(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let timeout = registry::timeout_arg(timeout)?;
-        let collector = Arc::clone(&self.core.collector);
+        let collector = Arc::clone(&self.core.get().collector);
         let done = py.detach(move || collector.flush(timeout));
-        self.core.log_pending_warnings(py);
+        self.core.get().log_pending_warnings(py);
         Ok(done)
     }
 
@@ -193,17 +200,17 @@ impl TracerPy {
     #[pyo3(signature = (timeout=5.0))]
     fn shutdown(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let timeout = registry::timeout_arg(timeout)?;
-        let collector = Arc::clone(&self.core.collector);
+        let collector = Arc::clone(&self.core.get().collector);
         let done = py.detach(move || collector.shutdown(timeout));
-        self.core.log_pending_warnings(py);
+        self.core.get().log_pending_warnings(py);
         Ok(done)
     }
 
     /// Counters: spans and traces started/finished/dropped/written, errors.
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        self.core.log_pending_warnings(py);
+        self.core.get().log_pending_warnings(py);
         let dict = PyDict::new(py);
-        for (key, value) in self.core.collector.metrics().entries {
+        for (key, value) in self.core.get().collector.metrics().entries {
             dict.set_item(key, value)?;
         }
         Ok(dict)
@@ -301,7 +308,7 @@ impl TracerPy {
     fn __repr__(&self) -> String {
         format!(
             "<Tracer service_name={:?} output_dir={:?}>",
-            self.core.collector.config.service_name,
+            self.core.get().collector.config.service_name,
             self.output_dir()
         )
     }

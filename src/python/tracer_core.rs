@@ -1,5 +1,5 @@
 //! The provider behind every tracer object: one collector, sampler and set
-//! of propagators, shared (`Arc<TracerCore>`) by the `Tracer` that made it,
+//! of propagators, shared (`Py<TracerCore>`) by the `Tracer` that made it,
 //! by every span it starts, and by cheap per-scope tracers (an
 //! instrumentation library's name and version, as OpenTelemetry's
 //! `get_tracer(name, version)` asks for). Spans hold this handle rather
@@ -19,6 +19,9 @@ use crate::sampling::Sampler;
 
 use super::logging;
 
+/// A Python object only so that spans hold it by a (GIL-protected, non-
+/// atomic) reference count; never exposed.
+#[pyclass(frozen, name = "_TracerCore", module = "ferrotrace._core")]
 pub struct TracerCore {
     pub collector: Arc<Collector>,
     /// The service name as a Python str, made once (read by `span.service`).

@@ -41,10 +41,10 @@ struct StartArgs<'a, 'py> {
 }
 
 impl OtelTracerPy {
-    fn core(&self, py: Python<'_>) -> PyResult<Arc<TracerCore>> {
+    fn core(&self, py: Python<'_>) -> PyResult<Py<TracerCore>> {
         Ok(match &self.tracer {
-            Some(t) => Arc::clone(&t.get().core),
-            None => Arc::clone(&global::tracer(py)?.get().core),
+            Some(t) => t.get().core.clone_ref(py),
+            None => global::tracer(py)?.get().core.clone_ref(py),
         })
     }
 
@@ -80,7 +80,7 @@ impl OtelTracerPy {
         // Everything that can fail is read before the span starts, so a
         // misused call leaves no span open.
         let links = match args.links.filter(|l| !l.is_none()) {
-            Some(links) => links_from(links, &core.limits())?,
+            Some(links) => links_from(links, &core.get().limits())?,
             None => Vec::new(),
         };
         let span =
