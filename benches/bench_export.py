@@ -22,16 +22,27 @@ files), PEERS_N / PEERS_REPS (part 2's iterations and repetitions).
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from types import ModuleType
+
+
+def scratch_dir(prefix: str) -> str:
+    """A temporary directory for a tracer's files, removed at exit (these runs
+    write gigabytes)."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "bench"
@@ -84,7 +95,7 @@ def traced_thread_cost(export_peers: ModuleType, peers: ModuleType) -> dict:
             "ferrotrace otlp": {"exporters": ["otlp"], "otlp_endpoint": url},
         }
         for name, options in setups.items():
-            out = tempfile.mkdtemp(prefix="bench-export-")
+            out = scratch_dir(prefix="bench-export-")
             # A buffer that holds a whole repetition, so no setup drops spans
             # (a drop is cheaper than a delivery and would flatter it).
             tracer = ft.Tracer(service_name="bench", output_dir=out, buffer_size=262_144, **options)

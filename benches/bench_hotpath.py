@@ -14,14 +14,25 @@ Environment: PEERS_N (iterations, default 100000), PEERS_REPS (default 7).
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+
+def scratch_dir(prefix: str) -> str:
+    """A temporary directory for a tracer's files, removed at exit (these runs
+    write gigabytes)."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parent.parent / "shared" / "bench" / "peers.py"
@@ -52,7 +63,7 @@ def main(argv: list[str]) -> None:
     written: dict[str, dict[str, int]] = {}
     for name in names:
         if name == "ferrotrace":
-            out = tempfile.mkdtemp(prefix="bench-ft-")
+            out = scratch_dir(prefix="bench-ft-")
             tracer = ft.Tracer(service_name="bench", output_dir=out)
             cm = peers.cm_workload(tracer.start_span, lambda s, k, v: s.set_tag(k, v))
             deco = peers.deco_workload(tracer.traced())

@@ -25,15 +25,26 @@ Environment: BENCH_N (iterations, default 50000), BENCH_REPS (default 7).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from typing import Any, Callable
+
+
+def scratch_dir(prefix: str) -> str:
+    """A temporary directory for a tracer's files, removed at exit (these runs
+    write gigabytes)."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
 
 N = int(os.environ.get("BENCH_N", "50000"))
 REPS = int(os.environ.get("BENCH_REPS", "7"))
@@ -129,7 +140,7 @@ def native_without_bridge() -> dict[str, float]:
 def native_only() -> None:
     import ferrotrace as ft
 
-    tracer = ft.Tracer(service_name="bench", output_dir=tempfile.mkdtemp(prefix="bench-otel-"))
+    tracer = ft.Tracer(service_name="bench", output_dir=scratch_dir(prefix="bench-otel-"))
     result = measure(
         {
             "ferrotrace (no bridge)/single": (single(tracer.start_span, "tags"), 1),
@@ -160,7 +171,7 @@ def sdk_tracer() -> tuple[Any, Callable[[], None]]:
 def main(argv: list[str]) -> None:
     import ferrotrace as ft
 
-    out = tempfile.mkdtemp(prefix="bench-otel-")
+    out = scratch_dir(prefix="bench-otel-")
     tracer = ft.Tracer(service_name="bench", output_dir=out)
     sdk, sdk_shutdown = sdk_tracer()
 

@@ -11,8 +11,10 @@ Usage: python benches/bench_throughput.py
 
 from __future__ import annotations
 
+import atexit
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,14 @@ import time
 import ferrotrace as ft
 
 
+def scratch_dir(prefix: str) -> str:
+    """A temporary directory for a tracer's files, removed at exit (these runs
+    write gigabytes)."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, directory, True)
+    return directory
+
+
 def rss_mb() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
@@ -29,7 +39,7 @@ def rss_mb() -> float:
 
 
 def writer_throughput(n: int) -> None:
-    out = tempfile.mkdtemp(prefix="bench-tp-")
+    out = scratch_dir(prefix="bench-tp-")
     tracer = ft.Tracer(service_name="bench", output_dir=out, buffer_size=1 << 20)
     start = time.perf_counter()
     for _ in range(n // 2):
@@ -50,7 +60,7 @@ def writer_throughput(n: int) -> None:
 
 
 def four_threads(per_thread: int = 20_000) -> None:
-    out = tempfile.mkdtemp(prefix="bench-4t-")
+    out = scratch_dir(prefix="bench-4t-")
     tracer = ft.Tracer(service_name="bench", output_dir=out, buffer_size=200_000)
 
     def work() -> None:
@@ -80,7 +90,7 @@ def four_threads(per_thread: int = 20_000) -> None:
 
 
 def memory(n: int) -> None:
-    out = tempfile.mkdtemp(prefix="bench-mem-")
+    out = scratch_dir(prefix="bench-mem-")
     tracer = ft.Tracer(service_name="bench", output_dir=out)
     for _ in range(20_000):  # warm up: buffers, pools, files
         with tracer.start_span("warm"):
