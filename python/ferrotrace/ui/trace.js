@@ -362,14 +362,19 @@ class TraceView {
     const depth = m.depth[i];
     const left = ((s.startTime - m.start) / m.duration) * 100;
     const width = Math.max(0.15, (s.duration / m.duration) * 100);
-    const segments = onPath ? this.critical.get(i).map((seg) => el("div", {
-      class: "cp-seg",
-      title: `critical path: ${formatMicros((seg.end_ns - seg.start_ns) / 1000)}`,
-      style: {
-        left: `${((seg.start_ns / 1000 - m.start) / m.duration) * 100}%`,
-        width: `${Math.max(0.1, ((seg.end_ns - seg.start_ns) / 1000 / m.duration) * 100)}%`,
-      },
-    })) : null;
+    // Epoch nanoseconds exceed a double's exact range (about 256 ns steps
+    // today): kept inside the span's own bar, a segment of a microsecond
+    // trace cannot drift past it.
+    const segments = onPath ? this.critical.get(i).flatMap((seg) => {
+      const from = Math.max(left, ((seg.start_ns / 1000 - m.start) / m.duration) * 100);
+      const to = Math.min(left + width, ((seg.end_ns / 1000 - m.start) / m.duration) * 100);
+      if (to <= from) return [];
+      return [el("div", {
+        class: "cp-seg",
+        title: `critical path: ${formatMicros((seg.end_ns - seg.start_ns) / 1000)}`,
+        style: { left: `${from}%`, width: `${Math.max(0.1, to - from)}%` },
+      })];
+    }) : null;
     return el("div", {
       class: cls, role: "row", style: { top: `${r * ROW_H}px` },
       dataset: { spanId: s.spanID },
