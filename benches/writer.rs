@@ -149,8 +149,19 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000_000);
-    bench_buffer(n);
-    bench_serialise(n);
-    bench_live_analysis(n);
-    bench_collector(n);
+    // `BENCH_PARTS=live,serialise` runs only those (to profile one part).
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_default();
+    let wanted = |part: &str| parts.is_empty() || parts.split(',').any(|p| p == part);
+    if wanted("buffer") {
+        bench_buffer(n);
+    }
+    if wanted("serialise") {
+        bench_serialise(n);
+    }
+    if wanted("live") {
+        bench_live_analysis(n);
+    }
+    if wanted("collector") {
+        bench_collector(n);
+    }
 }

@@ -106,12 +106,25 @@ impl fmt::Display for SpanId {
 pub struct HexBuf<const N: usize>([u8; N]);
 
 impl<const N: usize> HexBuf<N> {
-    fn from_u128(mut value: u128) -> Self {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    /// A byte at a time from a table of digit pairs: ids are written for
+    /// every span (three per line), and a nibble loop over `u128` was a
+    /// visible part of the writer thread's time.
+    fn from_u128(value: u128) -> Self {
+        const PAIRS: [[u8; 2]; 256] = {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            let mut pairs = [[0u8; 2]; 256];
+            let mut i = 0;
+            while i < 256 {
+                pairs[i] = [DIGITS[i >> 4], DIGITS[i & 0xf]];
+                i += 1;
+            }
+            pairs
+        };
+        let bytes = value.to_be_bytes();
         let mut out = [b'0'; N];
-        for slot in out.iter_mut().rev() {
-            *slot = DIGITS[(value & 0xf) as usize];
-            value >>= 4;
+        // N is 16 or 32 digits: the last N/2 bytes of the big-endian value.
+        for (pair, byte) in out.chunks_exact_mut(2).zip(&bytes[16 - N / 2..]) {
+            pair.copy_from_slice(&PAIRS[usize::from(*byte)]);
         }
         HexBuf(out)
     }
@@ -187,6 +200,15 @@ pub fn reseed_after_fork() {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    proptest::proptest! {
+        #[test]
+        fn hex_is_fixed_width_lowercase(trace: u128, span: u64) {
+            let (trace_hex, span_hex) = (TraceId(trace).to_hex(), SpanId(span).to_hex());
+            proptest::prop_assert_eq!(trace_hex.as_str(), format!("{trace:032x}"));
+            proptest::prop_assert_eq!(span_hex.as_str(), format!("{span:016x}"));
+        }
+    }
 
     #[test]
     fn hex_round_trip() {

@@ -134,7 +134,7 @@ pub fn write_trace_summary(out: &mut Vec<u8>, summary: &TraceSummary) {
     out.extend_from_slice(b",\"start_ns\":");
     write_u64(out, summary.start_ns);
     out.extend_from_slice(b",\"duration_ms\":");
-    write_f64(out, summary.duration_ms);
+    write_duration_ms(out, summary.duration_ns);
     out.extend_from_slice(b",\"span_count\":");
     write_u64(out, summary.span_count);
     out.extend_from_slice(b",\"error_count\":");
@@ -410,7 +410,7 @@ mod tests {
             service: "s\"vc".into(),
             operation: "GET /x".into(),
             start_ns: 1_700_000_000_000_000_000,
-            duration_ms: 12.5,
+            duration_ns: 12_500_000,
             span_count: 3,
             error_count: 1,
             status: "error",

@@ -13,7 +13,9 @@
 //! held with their trace until its local root finishes; then the rules
 //! decide whether they are released for writing or discarded.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use foldhash::HashMap;
 
 use compact_str::CompactString;
 
@@ -109,13 +111,13 @@ impl LiveAnalysis {
             service: service.into(),
             limits,
             tail,
-            operations: HashMap::new(),
+            operations: HashMap::default(),
             edges: BTreeMap::new(),
-            open: HashMap::new(),
+            open: HashMap::default(),
             open_order: VecDeque::new(),
             recent: VecDeque::new(),
             recent_errors: VecDeque::new(),
-            closed: HashMap::new(),
+            closed: HashMap::default(),
             closed_order: VecDeque::new(),
             counters: LiveCounters::default(),
         }
@@ -219,7 +221,7 @@ impl LiveAnalysis {
             service: self.service.clone(),
             operation: root.name.clone(),
             start_ns: root.start_ns,
-            duration_ms: root.duration_ms(),
+            duration_ns: root.duration_ns(),
             span_count: open.span_count + 1,
             error_count,
             status: if error_count > 0 { "error" } else { "ok" },
@@ -440,7 +442,7 @@ mod tests {
             (summary.span_count, summary.error_count, summary.status),
             (3, 1, "error")
         );
-        assert_eq!(summary.duration_ms, 10.0);
+        assert_eq!(summary.duration_ns, 10_000_000);
         assert_eq!(live.open_traces(), 0);
         // A straggler joins the completed trace instead of opening a new one.
         assert!(live

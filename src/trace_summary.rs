@@ -16,7 +16,10 @@ pub struct TraceSummary {
     pub service: CompactString,
     pub operation: CompactString,
     pub start_ns: u64,
-    pub duration_ms: f64,
+    /// Written as `duration_ms`, the root's duration in milliseconds; kept
+    /// in nanoseconds so the writer prints it with integer arithmetic.
+    #[serde(rename = "duration_ms", serialize_with = "ns_as_ms")]
+    pub duration_ns: u64,
     pub span_count: u64,
     pub error_count: u64,
     pub status: &'static str,
@@ -24,6 +27,10 @@ pub struct TraceSummary {
 
 fn hex_trace<S: serde::Serializer>(id: &TraceId, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(id.to_hex().as_str())
+}
+
+fn ns_as_ms<S: serde::Serializer>(ns: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(*ns as f64 / 1e6)
 }
 
 fn hex_span<S: serde::Serializer>(id: &SpanId, s: S) -> Result<S::Ok, S::Error> {

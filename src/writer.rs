@@ -44,7 +44,15 @@ struct OpenFile {
     size: u64,
     /// Complete lines in the file.
     lines: u64,
+    /// `size` when the page cache was last released.
+    released_at: u64,
 }
+
+/// Bytes written between two releases of a file's page cache: often enough
+/// to keep the cache small, rarely enough that the call (a walk over the
+/// file's cached pages, which also starts their writeback) costs little per
+/// span.
+const RELEASE_CACHE_EVERY: u64 = 4 << 20;
 
 impl RotatingFile {
     /// `prefix` is "spans" or "traces"; `service` is made filename-safe.
@@ -122,7 +130,10 @@ impl RotatingFile {
         } else {
             open.size += written as u64;
             open.lines += lines_written as u64;
-            release_page_cache(&open.file);
+            if open.size - open.released_at >= RELEASE_CACHE_EVERY {
+                release_page_cache(&open.file);
+                open.released_at = open.size;
+            }
         }
         WriteOutcome {
             lines_written,
@@ -144,6 +155,7 @@ impl RotatingFile {
             path,
             size: 0,
             lines: 0,
+            released_at: 0,
         });
         Ok(())
     }
@@ -176,6 +188,7 @@ impl RotatingFile {
         let Some(open) = self.current.take() else {
             return;
         };
+        release_page_cache(&open.file);
         drop(open.file);
         if open.lines == 0 {
             let _ = fs::remove_file(&open.path);
@@ -193,8 +206,9 @@ impl RotatingFile {
 const NAME_ATTEMPTS: usize = 1000;
 
 /// Starts writeback of what was written and lets the kernel drop the
-/// file's clean cached pages. It is asked for the whole file each batch:
-/// pages still dirty at one call are dropped by a later one, once written. Span files are written once and rarely read
+/// file's clean cached pages. It is asked for the whole file every
+/// [`RELEASE_CACHE_EVERY`] bytes and at close: pages still dirty at one call
+/// are dropped by a later one, once written. Span files are written once and rarely read
 /// back soon, so caching them only costs memory; and on virtual machines
 /// that hand freed memory back to the host, appending into ever-new page
 /// cache pages was measured 3-5x slower than recycling them this way.
@@ -303,6 +317,7 @@ mod tests {
             path: named.clone(),
             size: 0,
             lines: 0,
+            released_at: 0,
         });
         let (data, ends) = lines(2, 1);
         let out = file.append(&data, &ends);
