@@ -109,12 +109,14 @@ impl Attributes {
     }
 
     /// Sets `key` to `value`, applying `limits` (redaction first, so a
-    /// secret is never stored, not even cut). Returns false when the
+    /// secret is never stored, not even in part). Returns false when the
     /// attribute was dropped because the span is at its attribute limit.
     /// Every attribute of a span, event or link is set through here.
     pub fn set(&mut self, key: CompactString, mut value: AttrValue, limits: &Limits) -> bool {
-        limits.redact.apply(&key, &mut value);
-        if value.truncate(limits.max_attribute_length) {
+        // The marker itself is never cut: a reader must see why the value
+        // is missing.
+        let redacted = limits.redact.apply(&key, &mut value);
+        if !redacted && value.truncate(limits.max_attribute_length) {
             self.truncated += 1;
         }
         if let Some(slot) = self.entries.iter_mut().find(|(k, _)| *k == key) {

@@ -331,28 +331,29 @@ impl Redactor {
     }
 
     /// Applies the rules to one attribute about to be stored: a matching
-    /// key's value becomes [`REDACTED`]; a URL attribute loses its
-    /// credentials and sensitive query values. The key is kept.
+    /// key's value becomes [`REDACTED`] (returns true); a URL attribute
+    /// loses its credentials and sensitive query values. The key is kept.
     #[inline]
-    pub fn apply(&self, key: &str, value: &mut AttrValue) {
+    pub fn apply(&self, key: &str, value: &mut AttrValue) -> bool {
         if self.is_off() {
-            return;
+            return false;
         }
         if self.matches(key) {
             *value = AttrValue::Str(REDACTED.into());
-            return;
+            return true;
         }
         let part = match key {
             "url.full" | "http.url" => UrlPart::Full,
             "http.target" => UrlPart::Target,
             "url.query" => UrlPart::Query,
-            _ => return,
+            _ => return false,
         };
         if let AttrValue::Str(url) = value {
             if let Some(clean) = self.clean_url(url, part) {
                 *url = clean;
             }
         }
+        false
     }
 
     /// `url` without credentials and sensitive query values, or None when
