@@ -6,8 +6,8 @@ the same thing: a root span with 2 attributes and a child with 1, entered as
 context managers, and a decorated no-op function called twice. On top of it
 this adds what only ferrotrace has: the same workload head-sampled out
 (sample_rate=0), the context-manager workload with redaction off
-(redact_keys=[], the cost of the default rules by difference), and proof that the measured spans were really written (or
-counted as dropped).
+(redact_keys=[], the cost of the default rules by difference), and proof
+that the measured spans were really written (or counted as dropped).
 
 Usage: python benches/bench_hotpath.py [--json] [peer ...]
 Environment: PEERS_N (iterations, default 100000), PEERS_REPS (default 7).
