@@ -91,6 +91,9 @@ def main(argv: list[str]) -> None:
             results["ferrotrace-unredacted_cm_ns"] = peers.measure(
                 peers.cm_workload(unredacted.start_span, lambda s, k, v: s.set_tag(k, v))
             )
+            results["ferrotrace-unredacted_decorator_ns"] = (
+                peers.measure(peers.deco_workload(unredacted.traced())) - results["plain_call_ns"]
+            )
             unredacted.shutdown()
             continue
         try:
