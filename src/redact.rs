@@ -6,9 +6,10 @@
 //! where every attribute is set (`Attributes::set`), so spans, events,
 //! links, files, exporters and the in-process stores all see the same
 //! redacted value. Keys that do not match must cost next to nothing: the
-//! key is normalised into a stack buffer and scanned twice, with a
-//! per-first-byte table so most positions test no rule at all
-//! (`cargo bench --bench redact` measures it).
+//! same keys are set on span after span, so each thread remembers recent
+//! keys' verdicts (a few ns to look up); a new key is matched in one pass
+//! over its bytes, without copying it (`cargo bench --bench redact` and
+//! `benches/bench_redact.py` measure both).
 //!
 //! Rules (README, "Security and privacy"): keys are read lower-cased (ASCII)
 //! with `-` as `_`. A rule without `.` or `_` is a *word*: it matches a key
@@ -74,9 +75,10 @@ struct Verdict {
 
 thread_local! {
     /// The same few keys are set on span after span, so each thread keeps
-    /// the last verdict per slot (direct-mapped by a hash of the key,
+    /// the two latest verdicts per set (chosen by a hash of the key, and
     /// checked against the key's bytes, so a verdict is never another
-    /// key's). Per thread: no atomics, no lock; no destructor to run.
+    /// key's). Per thread: no atomics, no lock; no destructor to run; a
+    /// forked child inherits valid verdicts.
     static VERDICTS: std::cell::RefCell<[[Verdict; 2]; CACHE_SETS]> = const {
         std::cell::RefCell::new(
             [[Verdict { redactor: 0, len: 0, matches: false, key: [0; CACHED_KEY_LEN] }; 2];
@@ -382,7 +384,10 @@ impl Redactor {
             _ => None,
         };
         let clean_query = query.and_then(|q| self.clean_query(q));
-        if clean_head.is_none() && clean_query.is_none() {
+        // A fragment can carry parameters too (OAuth's implicit flow puts
+        // `#access_token=...` there).
+        let clean_fragment = fragment.strip_prefix('#').and_then(|f| self.clean_query(f));
+        if clean_head.is_none() && clean_query.is_none() && clean_fragment.is_none() {
             return None;
         }
         let mut out = CompactString::with_capacity(url.len() + 2 * URL_REDACTED.len());
@@ -393,7 +398,13 @@ impl Redactor {
             }
             out.push_str(clean_query.as_deref().unwrap_or(query));
         }
-        out.push_str(fragment);
+        match clean_fragment {
+            Some(f) => {
+                out.push('#');
+                out.push_str(&f);
+            }
+            None => out.push_str(fragment),
+        }
         Some(out)
     }
 
@@ -629,9 +640,10 @@ mod tests {
             "http://REDACTED:REDACTED@h/p"
         );
         assert_eq!(
-            cleaned("http://h/p?x=1#token=2", UrlPart::Full),
-            "http://h/p?x=1#token=2"
+            cleaned("http://h/p?x=1#access_token=2&state=s", UrlPart::Full),
+            "http://h/p?x=1#access_token=REDACTED&state=s"
         );
+        assert_eq!(cleaned("http://h/p#top", UrlPart::Full), "http://h/p#top");
         assert_eq!(
             cleaned("http://h/a@b?ok=1", UrlPart::Full),
             "http://h/a@b?ok=1"
