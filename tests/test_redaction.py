@@ -274,6 +274,11 @@ def test_otlp_exports_carry_redacted_values(make_tracer, protocol):
         ("http.url", "http://h/p?api-key=k&q=shoes", "http://h/p?api-key=REDACTED&q=shoes"),
         ("http.target", "/login?password=pw&next=/", "/login?password=REDACTED&next=/"),
         ("url.full", "https://h/p?page=2&max_tokens=5", "https://h/p?page=2&max_tokens=5"),
+        (
+            "url.full",
+            "https://h/cb#access_token=t&state=s",
+            "https://h/cb#access_token=REDACTED&state=s",
+        ),
         ("url.path", "/p?token=abc", "/p?token=abc"),  # not a URL-with-query attribute
     ],
 )
