@@ -48,7 +48,9 @@ $(VENV)/.bench-deps: $(VENV)/.deps
 bench: install $(VENV)/.bench-deps
 	cargo bench -q --bench writer
 	cargo bench -q --bench export_encode
+	cargo bench -q --bench redact
 	$(PY) benches/bench_hotpath.py
+	$(PY) benches/bench_redact.py
 	$(PY) benches/bench_otel.py
 	$(PY) benches/bench_throughput.py
 	$(PY) benches/bench_analysis.py

@@ -5,8 +5,9 @@ benchmark (../shared/bench/peers.py), loaded from there so both always measure
 the same thing: a root span with 2 attributes and a child with 1, entered as
 context managers, and a decorated no-op function called twice. On top of it
 this adds what only ferrotrace has: the same workload head-sampled out
-(sample_rate=0), and proof that the measured spans were really written (or
-counted as dropped).
+(sample_rate=0), the context-manager workload with redaction off
+(redact_keys=[], the cost of the default rules by difference), and proof
+that the measured spans were really written (or counted as dropped).
 
 Usage: python benches/bench_hotpath.py [--json] [peer ...]
 Environment: PEERS_N (iterations, default 100000), PEERS_REPS (default 7).
@@ -83,6 +84,17 @@ def main(argv: list[str]) -> None:
                 peers.measure(peers.deco_workload(unsampled.traced())) - results["plain_call_ns"]
             )
             unsampled.shutdown()
+            # Redaction off (redact_keys=[]): the cost of the default rules
+            # is the difference from the ferrotrace row (per-key figures:
+            # `cargo bench --bench redact`).
+            unredacted = ft.Tracer(service_name="bench", output_dir=out, redact_keys=[])
+            results["ferrotrace-unredacted_cm_ns"] = peers.measure(
+                peers.cm_workload(unredacted.start_span, lambda s, k, v: s.set_tag(k, v))
+            )
+            results["ferrotrace-unredacted_decorator_ns"] = (
+                peers.measure(peers.deco_workload(unredacted.traced())) - results["plain_call_ns"]
+            )
+            unredacted.shutdown()
             continue
         try:
             cm, deco, close = peers.PEERS[name]()

@@ -1,7 +1,10 @@
 //! Attribute values and the per-span attribute list, with the configured
-//! limits on count and value length applied as values are set.
+//! limits on count and value length, and redaction, applied as values are
+//! set.
 
 use compact_str::CompactString;
+
+use crate::redact::Redactor;
 
 /// A value JSONL can carry: the OpenTelemetry primitive types and
 /// homogeneous-or-not lists of them. Anything else is stored as its `str()`
@@ -62,12 +65,16 @@ pub fn truncate_chars(s: &mut CompactString, max_chars: usize) -> bool {
     }
 }
 
-/// Limits applied to every span of a tracer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What every span of a tracer applies to values as they are set: limits
+/// on count and length, and redaction of secrets. Built once per tracer;
+/// spans borrow it.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Limits {
     pub max_attributes: usize,
     pub max_attribute_length: usize,
     pub max_events: usize,
+    /// The `redact_keys` rules (see `redact.rs`).
+    pub redact: Redactor,
 }
 
 impl Default for Limits {
@@ -76,6 +83,7 @@ impl Default for Limits {
             max_attributes: 128,
             max_attribute_length: 4096,
             max_events: 128,
+            redact: Redactor::default(),
         }
     }
 }
@@ -100,10 +108,15 @@ impl Attributes {
         }
     }
 
-    /// Sets `key` to `value`, applying `limits`. Returns false when the
+    /// Sets `key` to `value`, applying `limits` (redaction first, so a
+    /// secret is never stored, not even in part). Returns false when the
     /// attribute was dropped because the span is at its attribute limit.
+    /// Every attribute of a span, event or link is set through here.
     pub fn set(&mut self, key: CompactString, mut value: AttrValue, limits: &Limits) -> bool {
-        if value.truncate(limits.max_attribute_length) {
+        // The marker itself is never cut: a reader must see why the value
+        // is missing.
+        let redacted = limits.redact.apply(&key, &mut value);
+        if !redacted && value.truncate(limits.max_attribute_length) {
             self.truncated += 1;
         }
         if let Some(slot) = self.entries.iter_mut().find(|(k, _)| *k == key) {
@@ -175,6 +188,7 @@ mod tests {
             max_attributes: 2,
             max_attribute_length: 3,
             max_events: 1,
+            ..Limits::default()
         };
         let mut attrs = Attributes::default();
         assert!(attrs.set("a".into(), AttrValue::Str("abcdef".into()), &limits));

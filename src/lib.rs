@@ -20,6 +20,7 @@ pub mod pool;
 pub(crate) mod priority;
 pub mod propagation;
 pub mod query;
+pub mod redact;
 pub(crate) mod retention;
 pub mod sampling;
 pub mod server;

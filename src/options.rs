@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use crate::config::{Config, ConfigError, Env, Exporter, OtlpCompression, OtlpProtocol};
 use crate::propagation::Propagator;
+use crate::redact::{self, Redactor};
 
 /// A resolved or given option value.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +66,10 @@ pub enum Kind {
     Map,
     /// A file path.
     File,
+    /// Redaction rules: free strings (a list, or comma-separated in the
+    /// environment, where `none` alone means the empty list), normalised as
+    /// `redact.rs` reads them.
+    Rules,
 }
 
 /// How an environment variable's value becomes the option's.
@@ -405,6 +410,23 @@ pub static OPTIONS: &[OptionSpec] = &[
         apply: |c, v| c.resource_attributes = v.map(),
         read: |c| Value::Map(c.resource_attributes.clone()),
     },
+    OptionSpec {
+        name: "redact_keys",
+        env: &[env("FERROTRACE_REDACT_KEYS")],
+        kind: Kind::Rules,
+        default: "password, passwd, pwd, secret, token, apikey, authorization, cookie, session, \
+                  credentials, api_key, access_token, refresh_token, private_key, client_secret, \
+                  credit_card, card_number, set_cookie",
+        doc: "Attributes whose key matches are stored as `\"[REDACTED]\"` (span, event, link and \
+              resource attributes); matching query parameters in URL attributes become \
+              `REDACTED`. Keys are read lower-cased with `-` as `_`. A rule without `.` or `_` \
+              matches a key segment (split at `.` and `_`: `token` matches `user_token`, not \
+              `input_tokens`); a rule with `.` or `_` matches anywhere in the key (`api_key` \
+              matches `x-api-key`). A list replaces the defaults; `[]` (`none` in the \
+              environment) turns redaction off. See \"Security and privacy\".",
+        apply: |c, v| c.limits.redact = Redactor::new(v.names().iter().map(String::as_str)),
+        read: |c| Value::List(c.limits.redact.rules().to_vec()),
+    },
 ];
 
 fn optional(v: Option<f64>) -> Value {
@@ -520,6 +542,7 @@ pub fn check_given(spec: &OptionSpec, value: Value) -> Result<Value, ConfigError
             Value::Str(s)
         }
         (Kind::Map, Value::Map(m)) => Value::Map(m),
+        (Kind::Rules, Value::List(rules)) => Value::List(normalise_rules(rules)),
         (kind, other) => {
             return Err(ConfigError(format!(
                 "{name} must be {}, not {other:?}",
@@ -544,6 +567,7 @@ impl Kind {
             Kind::Names { .. } => "a list of str",
             Kind::Choice { .. } | Kind::Url => "a str",
             Kind::Map => "a dict of str to str",
+            Kind::Rules => "a list of str",
         }
     }
 }
@@ -638,7 +662,26 @@ fn parse_env(spec: &OptionSpec, raw: &str, rule: EnvRule) -> Result<Value, Strin
             }))
         }
         Kind::Map => parse_key_values(t).map(Value::Map),
+        Kind::Rules => Ok(Value::List(normalise_rules(
+            t.split(',').map(str::to_string).collect(),
+        ))),
     }
+}
+
+/// Normalised rules, blanks and repeats dropped; `none` alone is no rule.
+fn normalise_rules(rules: Vec<String>) -> Vec<String> {
+    if let [only] = rules.as_slice() {
+        if only.trim().eq_ignore_ascii_case("none") {
+            return Vec::new();
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for rule in rules.iter().filter_map(|r| redact::normalise_rule(r)) {
+        if !out.contains(&rule) {
+            out.push(rule);
+        }
+    }
+    out
 }
 
 /// `k=v,k2=v2` as the OpenTelemetry environment variables write mappings

@@ -185,6 +185,7 @@ class Tracer:
         otlp_certificate: str | PathLike[str] | None = None,
         zipkin_endpoint: str | None = None,
         resource_attributes: Mapping[str, Any] | None = None,
+        redact_keys: str | Sequence[str] | None = None,
     ) -> Tracer: ...
     def start_span(
         self,

@@ -17,6 +17,11 @@ fails on 5xx and on exceptions (recorded, then re-raised unchanged), and
 ends when the last body chunk is sent, so streaming responses are timed in
 full. The trace id is returned in a response header (``x-trace-id`` by
 default). Websocket and lifespan traffic passes through untouched.
+
+No request or response header is recorded but ``Host`` and ``User-Agent``:
+``Authorization``, ``Cookie`` and ``Set-Cookie`` never reach the span, and
+sensitive query values in ``url.query`` are redacted by the tracer's
+``redact_keys`` rules (README, "Security and privacy").
 """
 
 from __future__ import annotations

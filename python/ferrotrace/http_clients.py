@@ -11,6 +11,11 @@ client attributes (``http.request.method``, ``url.full``, ``server.address``,
 transport errors mark it failed (errors are re-raised unchanged). The trace
 context headers of the configured propagators are added to the request.
 Instrumenting twice is harmless.
+
+No header is recorded (``Authorization``, ``Cookie`` and ``Set-Cookie``
+never reach the span). ``url.full`` is stored without credentials
+(``REDACTED:REDACTED@``) and with sensitive query values redacted, by the
+tracer's ``redact_keys`` rules, in Rust (README, "Security and privacy").
 """
 
 from __future__ import annotations

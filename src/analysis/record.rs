@@ -728,12 +728,15 @@ pub(crate) mod tests {
     }
 
     /// Small limits, so that truncated values and dropped attributes and
-    /// events are written too.
-    const SMALL_LIMITS: Limits = Limits {
-        max_attributes: 3,
-        max_attribute_length: 16,
-        max_events: 2,
-    };
+    /// events are written too (no redaction: the keys are arbitrary).
+    fn small_limits() -> Limits {
+        Limits {
+            max_attributes: 3,
+            max_attribute_length: 16,
+            max_events: 2,
+            redact: crate::redact::Redactor::new([]),
+        }
+    }
 
     proptest::prop_compose! {
         /// A finished span and its service, as the collector hands them to
@@ -770,12 +773,12 @@ pub(crate) mod tests {
             record.duration_override_ns = override_ns;
             record.remote_parent = remote_parent;
             for (key, value) in attributes {
-                record.set_attribute(key.into(), value, &SMALL_LIMITS);
+                record.set_attribute(key.into(), value, &small_limits());
             }
             for (name, ts_ns, level, attrs) in events {
                 let mut event_attributes = crate::attributes::Attributes::default();
                 for (key, value) in attrs {
-                    event_attributes.set(key.into(), value, &SMALL_LIMITS);
+                    event_attributes.set(key.into(), value, &small_limits());
                 }
                 let event = crate::span::Event {
                     name: name.into(),
@@ -783,11 +786,11 @@ pub(crate) mod tests {
                     level: level.into(),
                     attributes: event_attributes,
                 };
-                record.add_event(event, &SMALL_LIMITS);
+                record.add_event(event, &small_limits());
             }
             if let Some((error_type, message, stack)) = error {
                 let info = ErrorInfo { error_type, message, stack };
-                record.set_error(info, &SMALL_LIMITS);
+                record.set_error(info, &small_limits());
             }
             record.scope = scope.map(|(name, version, schema_url)| {
                 std::sync::Arc::new(crate::span::Scope {
@@ -799,7 +802,7 @@ pub(crate) mod tests {
             for (trace, span, tracestate, attrs) in links {
                 let mut link_attributes = crate::attributes::Attributes::default();
                 for (key, value) in attrs {
-                    link_attributes.set(key.into(), value, &SMALL_LIMITS);
+                    link_attributes.set(key.into(), value, &small_limits());
                 }
                 record.add_link(crate::span::Link {
                     trace_id: TraceId(trace),

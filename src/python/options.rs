@@ -84,7 +84,7 @@ fn to_value(py: Python<'_>, spec: &OptionSpec, v: &Bound<'_, PyAny>) -> PyResult
             Value::Float(v.extract::<f64>()?)
         }
         Kind::Bool if is_bool => Value::Bool(v.extract::<bool>()?),
-        Kind::Names { .. } => {
+        Kind::Names { .. } | Kind::Rules => {
             if let Ok(s) = v.cast::<PyString>() {
                 Value::List(s.to_str()?.split(',').map(str::to_owned).collect())
             } else if v.is_instance_of::<PyList>() || v.is_instance_of::<pyo3::types::PyTuple>() {

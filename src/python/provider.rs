@@ -193,13 +193,13 @@ pub fn new_span<'py>(
     record.scope = scope.cloned();
     let limits = c.limits();
     for (k, v) in tags {
-        record.attributes.set(k, v, &limits);
+        record.attributes.set(k, v, limits);
     }
     if let Some(extra) = extra_tags.filter(|t| !t.is_none()) {
         convert::for_each_item(extra, TAGS_NOT_A_MAPPING, |k, v| {
             record
                 .attributes
-                .set(convert::key(k), convert::value(v), &limits);
+                .set(convert::key(k), convert::value(v), limits);
             Ok(())
         })?;
     }

@@ -245,7 +245,7 @@ impl SpanPy {
                 r.set_attribute(
                     "http.response.status_code".into(),
                     AttrValue::Int(code),
-                    &limits,
+                    limits,
                 );
                 if code >= 500 {
                     r.status = Status::Error;
@@ -270,7 +270,7 @@ impl SpanPy {
                 r.set_attribute(
                     "http.route".into(),
                     AttrValue::Str(template.clone()),
-                    &limits,
+                    limits,
                 );
             }
             Some(Record::Unrecorded(u)) => rename(&mut u.name),
@@ -282,7 +282,7 @@ impl SpanPy {
         let limits = self.core.get().limits();
         let mut state = self.state.lock();
         match state.record.as_mut() {
-            Some(Record::Active(r)) => r.set_error(error, &limits),
+            Some(Record::Active(r)) => r.set_error(error, limits),
             Some(Record::Unrecorded(u)) if u.end_mono == 0 => u.status = Status::Error,
             _ => {}
         }
@@ -340,7 +340,7 @@ impl SpanPy {
                     return;
                 }
                 if let Some(d) = description {
-                    r.set_attribute("status_description".into(), AttrValue::Str(d), &limits);
+                    r.set_attribute("status_description".into(), AttrValue::Str(d), limits);
                 }
                 if r.attributes.get("error.type").is_none() {
                     let recorded = r
@@ -348,7 +348,7 @@ impl SpanPy {
                         .as_deref()
                         .map(|e| CompactString::from(&e.error_type));
                     if let Some(t) = error_type.or(recorded) {
-                        r.set_attribute("error.type".into(), AttrValue::Str(t), &limits);
+                        r.set_attribute("error.type".into(), AttrValue::Str(t), limits);
                     }
                 }
             }
@@ -389,7 +389,7 @@ impl SpanPy {
         let mut put = |k: &str, v: &str| {
             event
                 .attributes
-                .set(k.into(), AttrValue::Str(v.into()), &limits);
+                .set(k.into(), AttrValue::Str(v.into()), limits);
         };
         put("exception.type", &info.error_type);
         put("exception.message", &info.message);
@@ -401,16 +401,16 @@ impl SpanPy {
             convert::for_each_item(attrs, "exception attributes must be a mapping", |k, v| {
                 event
                     .attributes
-                    .set(convert::key(k), convert::value(v), &limits);
+                    .set(convert::key(k), convert::value(v), limits);
                 Ok(())
             })?;
         }
         self.with_active(|r| {
-            r.add_event(event, &limits);
+            r.add_event(event, limits);
             if fail {
-                r.set_error(info, &limits);
+                r.set_error(info, limits);
             } else {
-                r.note_error(info, &limits);
+                r.note_error(info, limits);
             }
         });
         Ok(())
@@ -692,7 +692,7 @@ impl SpanPy {
         let value = convert::value(value);
         let limits = self.core.get().limits();
         self.with_active(|r| {
-            r.set_attribute(key, value, &limits);
+            r.set_attribute(key, value, limits);
         });
     }
 
@@ -741,7 +741,7 @@ impl SpanPy {
         let mut add = |k: &Bound<'_, PyAny>, v: &Bound<'_, PyAny>| {
             event
                 .attributes
-                .set(convert::key(k), convert::value(v), &limits);
+                .set(convert::key(k), convert::value(v), limits);
         };
         if let Some(attrs) = attributes.filter(|a| !a.is_none()) {
             convert::for_each_item(attrs, "event attributes must be a mapping", |k, v| {
@@ -754,7 +754,7 @@ impl SpanPy {
                 add(&k, &v);
             }
         }
-        self.with_active(|r| r.add_event(event, &limits));
+        self.with_active(|r| r.add_event(event, limits));
         Ok(())
     }
 
@@ -786,13 +786,9 @@ impl SpanPy {
                 self.update_status(
                     |kind| Status::from_code(code, kind),
                     |r| {
-                        r.set_attribute("status_code".into(), AttrValue::Int(code), &limits);
+                        r.set_attribute("status_code".into(), AttrValue::Int(code), limits);
                         if let Some(d) = description {
-                            r.set_attribute(
-                                "status_description".into(),
-                                AttrValue::Str(d),
-                                &limits,
-                            );
+                            r.set_attribute("status_description".into(), AttrValue::Str(d), limits);
                         }
                     },
                 );
@@ -834,7 +830,7 @@ impl SpanPy {
             |_| parsed,
             |r| {
                 if let Some(d) = description {
-                    r.set_attribute("status_description".into(), AttrValue::Str(d), &limits);
+                    r.set_attribute("status_description".into(), AttrValue::Str(d), limits);
                 }
             },
         );
@@ -900,7 +896,7 @@ impl SpanPy {
         if !self.recording {
             return Ok(());
         }
-        if let Some(link) = otel::link(context, attributes, &self.core.get().limits())? {
+        if let Some(link) = otel::link(context, attributes, self.core.get().limits())? {
             self.with_active(|r| r.add_link(link));
         }
         Ok(())

@@ -51,8 +51,8 @@ impl TracerCore {
     }
 
     #[inline]
-    pub fn limits(&self) -> Limits {
-        self.collector.config.limits
+    pub fn limits(&self) -> &Limits {
+        &self.collector.config.limits
     }
 
     #[inline]

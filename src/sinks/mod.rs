@@ -216,7 +216,8 @@ pub fn check(config: &Config) -> Result<(), ConfigError> {
 
 /// The process's resource: `service.name`, the SDK's attributes, host and
 /// pid, and `resource_attributes` (already resolved from the keyword or
-/// OTEL_RESOURCE_ATTRIBUTES, so the environment is not read again here).
+/// OTEL_RESOURCE_ATTRIBUTES, so the environment is not read again here),
+/// with the tracer's redaction rules applied.
 fn resource(config: &Config) -> Resource {
     struct NoEnv;
     impl crate::config::Env for NoEnv {
@@ -227,7 +228,12 @@ fn resource(config: &Config) -> Resource {
     let user: Vec<(String, AttrValue)> = config
         .resource_attributes
         .iter()
-        .map(|(k, v)| (k.clone(), AttrValue::Str(v.as_str().into())))
+        .map(|(k, v)| {
+            // Redacted like span attributes, once per tracer.
+            let mut value = AttrValue::Str(v.as_str().into());
+            config.limits.redact.apply(k, &mut value);
+            (k.clone(), value)
+        })
         .collect();
     Resource::new(&config.service_name, &user, &NoEnv, &mut Vec::new())
 }

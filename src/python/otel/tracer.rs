@@ -80,7 +80,7 @@ impl OtelTracerPy {
         // Everything that can fail is read before the span starts, so a
         // misused call leaves no span open.
         let links = match args.links.filter(|l| !l.is_none()) {
-            Some(links) => links_from(links, &core.get().limits())?,
+            Some(links) => links_from(links, core.get().limits())?,
             None => Vec::new(),
         };
         let span =
