@@ -148,6 +148,25 @@ pub struct Listening {
     pub load_time: Duration,
 }
 
+/// Lets the allocator keep what a request freed for the next one. By
+/// default glibc hands request-sized buffers (a 1,000-span OTLP body, its
+/// rows, the lines written) back to the kernel, and every request then
+/// faulted in and zeroed fresh pages: 8% of ingest CPU. The serve command
+/// owns its process, so the setting touches nothing else.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // SAFETY: mallopt only adjusts glibc's allocator parameters; both are
+    // valid parameters with in-range values, and it is called before the
+    // server's threads start allocating.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 /// Runs the server until `should_stop` (asked every 100 ms) says so.
 /// `on_listening` is told the bound addresses once the index is loaded
 /// and requests are being accepted. Received spans are on disk before
@@ -158,6 +177,7 @@ pub fn serve(
     mut should_stop: impl FnMut() -> bool,
 ) -> Result<(), ServeError> {
     std::fs::create_dir_all(&options.dir).map_err(|e| ServeError::Dir(options.dir.clone(), e))?;
+    keep_freed_memory();
     let ip = resolve_host(&options.host)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()

@@ -66,15 +66,8 @@ impl SpanLog {
         data.clear();
         ends.clear();
         for row in rows {
-            let start = data.len();
-            // A SpanRow always serialises (string keys, finite numbers);
-            // were it ever not to, no half line may stay behind.
-            if serde_json::to_writer(&mut *data, row).is_ok() {
-                data.push(b'\n');
-                ends.push(data.len());
-            } else {
-                data.truncate(start);
-            }
+            crate::jsonl::write_row(data, row);
+            ends.push(data.len());
         }
         let outcome = file.append(data, ends);
         if data.capacity() > KEEP_BUFFER_BYTES {
