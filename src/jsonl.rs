@@ -337,6 +337,7 @@ mod tests {
             trace_id: TraceId(0xfeed),
             span_id: SpanId(0xbeef),
             sampled: true,
+            random: false,
             tracestate: Some("vendor=1".into()),
             attributes,
         });
@@ -344,6 +345,7 @@ mod tests {
             trace_id: TraceId(0xfeed),
             span_id: SpanId(0xcafe),
             sampled: false,
+            random: false,
             tracestate: None,
             attributes: Attributes::default(),
         });

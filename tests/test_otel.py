@@ -136,7 +136,7 @@ def test_propagate_inject_writes_ferrotrace_ids(tracer):
     with tracer.start_span("native") as native:
         headers: dict[str, str] = {}
         propagate.inject(headers)
-    assert headers["traceparent"] == f"00-{native.trace_id}-{native.span_id}-01"
+    assert headers["traceparent"] == f"00-{native.trace_id}-{native.span_id}-03"
 
 
 def test_other_context_keys_survive_ferrotrace_spans(tracer, otel):
@@ -447,7 +447,7 @@ def test_unsampled_spans_record_nothing_but_propagate(make_tracer, tmp_path):
         assert ctx.is_valid and not ctx.trace_flags.sampled
         headers: dict[str, str] = {}
         propagate.inject(headers)
-        assert headers["traceparent"].endswith("-00")
+        assert headers["traceparent"].endswith("-02")  # random trace id, not sampled
         with otel.start_as_current_span("child") as child:
             assert child.trace_id == span.trace_id and not child.is_recording()
     assert tracer.flush(timeout=10.0)
