@@ -40,8 +40,7 @@ HEADERS = {
         f"x-b3-traceid: {TRACE}\nx-b3-spanid: {SPAN}\nx-b3-sampled: true\nx-b3-flags: 1\n"
     ),
     "xtrace_uuid": (
-        "x-trace-id: 4BF92F35-77B3-4DA6-A3CE-929D0E0E4736\n"
-        f"x-span-id: {TRACE}\nx-sampled: false\n"
+        f"x-trace-id: 4BF92F35-77B3-4DA6-A3CE-929D0E0E4736\nx-span-id: {TRACE}\nx-sampled: false\n"
     ),
     "everything": (
         f"b3: junk\ntraceparent: 00-{TRACE}-{SPAN}-00\nx-trace-id: {TRACE[16:]}\n"
@@ -83,7 +82,7 @@ def traced_work(tracer: ft.Tracer) -> None:
             db.log("rows", count=3)
         try:
             with tracer.start_span("charge", kind="producer"):
-                raise ValueError("card declined \u2013 \"quoted\"\n")
+                raise ValueError('card declined \u2013 "quoted"\n')
         except ValueError:
             pass
     with tracer.start_span("batch", kind="consumer") as batch:
