@@ -742,3 +742,15 @@ def test_a_custom_runtime_context_is_used_through_its_methods(tmp_path):
         cwd=tmp_path,
     )
     assert proc.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("flags", ["00", "01", "02", "03"])
+def test_the_w3c_random_flag_passes_through_the_bridge(tracer, otel, flags):
+    ctx = propagate.extract({"traceparent": f"00-{TRACE}-{SPAN}-{flags}"})
+    with otel.start_as_current_span("handle", context=ctx, kind=SpanKind.SERVER) as span:
+        assert span.get_span_context().trace_flags == int(flags, 16)
+        with tracer.start_span("native") as native:
+            assert native.context.trace_flags == int(flags, 16)
+        out: dict[str, str] = {}
+        propagate.inject(out)
+    assert out["traceparent"].endswith(f"-{flags}")

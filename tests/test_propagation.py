@@ -936,6 +936,23 @@ def test_what_opentelemetry_injects_we_extract(otel, sampled):
     assert ours is not None and ours.tracestate == "vendor=v1,tenant@sys=x y"
 
 
+def test_opentelemetry_sees_the_random_flag(otel, tracer):
+    trace, propagator = otel
+    with tracer.start_span("root") as span:
+        flags = span.get_span_context().trace_flags
+    assert isinstance(flags, trace.TraceFlags) and flags == 0x03 and flags.sampled
+    theirs = trace.SpanContext(
+        trace_id=int(TRACE, 16),
+        span_id=int(SPAN, 16),
+        is_remote=False,
+        trace_flags=trace.TraceFlags(0x02),
+    )
+    headers: dict[str, str] = {}
+    propagator.inject(headers, context=trace.set_span_in_context(trace.NonRecordingSpan(theirs)))
+    ours = ft.extract(headers)
+    assert ours is not None and ours.random and not ours.sampled
+
+
 def test_opentelemetry_sdk_spans_and_ours_share_traces(otel, tracer):
     sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
     trace, propagator = otel
