@@ -76,7 +76,7 @@ docs: install
 # invariant and leaves the input in fuzz/artifacts/<target>/. Stable Rust:
 # RUSTC_BOOTSTRAP lets cargo-fuzz pass its -Z sanitizer flags (AddressSanitizer).
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS := propagation config duration jsonl otlp_protobuf otlp_json zipkin
+FUZZ_TARGETS := propagation config duration jsonl otlp_protobuf otlp_json zipkin serve_body
 fuzz:
 	@command -v cargo-fuzz >/dev/null || { echo "make fuzz needs cargo-fuzz: cargo install cargo-fuzz"; exit 1; }
 	RUSTC_BOOTSTRAP=1 cargo fuzz build -O

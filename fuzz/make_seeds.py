@@ -15,6 +15,7 @@ import gzip
 import pathlib
 import sys
 import tempfile
+import zlib
 
 ROOT = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent / "tests"))
@@ -128,6 +129,18 @@ def main() -> None:
     write("jsonl", "spans.jsonl", lines)
     write("jsonl", "spans.jsonl.gz", gzip.compress(lines, mtime=0))
     write("jsonl", "one_line", lines.splitlines(keepends=True)[0])
+    serve_body_seeds()
+
+
+def serve_body_seeds() -> None:
+    """serve_body: the request bodies above behind an encoding byte (0
+    none, 1 gzip, 2 deflate), as the edge of `ferrotrace serve` gets them."""
+    encoders = [lambda b: b, lambda b: gzip.compress(b, mtime=0), zlib.compress]
+    for target in ["otlp_protobuf", "otlp_json", "zipkin"]:
+        seed = next(f for f in sorted((ROOT / "corpus" / target).iterdir()) if "." in f.name)
+        for which, encode in enumerate(encoders):
+            data = bytes([which]) + encode(seed.read_bytes())
+            write("serve_body", f"{target}.{which}", data)
 
 
 if __name__ == "__main__":

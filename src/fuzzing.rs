@@ -215,6 +215,24 @@ pub fn otlp_json(data: &[u8]) {
     }
 }
 
+/// What `ferrotrace serve` does with a request body before a decoder sees
+/// it: the first byte picks the `Content-Encoding` (none, gzip, deflate),
+/// the rest is the body, inflated to at most 64 KiB (a bomb stops there),
+/// then read by all three decoders.
+pub fn serve_body(data: &[u8]) {
+    const LIMIT: usize = 64 * 1024;
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
+    let encoding = ["identity", "gzip", "deflate"][usize::from(which % 3)];
+    if let Ok(inflated) = crate::server::fuzzing::decode_body(body, encoding, LIMIT) {
+        assert!(inflated.len() <= LIMIT, "{encoding}: {} bytes", inflated.len());
+        otlp_protobuf(&inflated);
+        otlp_json(&inflated);
+        zipkin(&inflated);
+    }
+}
+
 /// `POST /api/v2/spans` (Zipkin v2 JSON).
 pub fn zipkin(data: &[u8]) {
     if let Ok(rows) = crate::server::fuzzing::zipkin_rows(data) {

@@ -15,6 +15,7 @@ and every written line must be a valid span of this program.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import math
@@ -313,3 +314,23 @@ def test_random_programs_never_raise_and_account_for_every_span(
         for f in out.iterdir():
             f.unlink()
         out.rmdir()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=30),
+        st.from_regex(r"\s*[0-9]{0,400}(\.[0-9]*)?\s*(ns|us|µs|ms|s|m|min|h|S|MS|x)?\s*"),
+    )
+)
+def test_cli_durations_parse_to_milliseconds_or_a_usage_error(text):
+    """The CLI's `--min-duration`/`--max-duration` type: a clear argparse
+    error or a finite, non-negative number of milliseconds; never a crash."""
+    from ferrotrace.cli import parse_duration
+
+    try:
+        ms = parse_duration(text)
+    except argparse.ArgumentTypeError as e:
+        assert "invalid duration" in str(e)
+    else:
+        assert isinstance(ms, float) and math.isfinite(ms) and ms >= 0
