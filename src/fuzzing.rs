@@ -226,7 +226,11 @@ pub fn serve_body(data: &[u8]) {
     };
     let encoding = ["identity", "gzip", "deflate"][usize::from(which % 3)];
     if let Ok(inflated) = crate::server::fuzzing::decode_body(body, encoding, LIMIT) {
-        assert!(inflated.len() <= LIMIT, "{encoding}: {} bytes", inflated.len());
+        assert!(
+            inflated.len() <= LIMIT,
+            "{encoding}: {} bytes",
+            inflated.len()
+        );
         otlp_protobuf(&inflated);
         otlp_json(&inflated);
         zipkin(&inflated);
