@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 
-.PHONY: install test demo bench lint clean docs
+.PHONY: install test demo bench lint clean docs fuzz
 
 # The OpenTelemetry bridge's tests run the real instrumentations (and
 # opentelemetry-instrument, beside opentelemetry-distro's configurator);
@@ -72,3 +72,21 @@ clean:
 # The README's option table, regenerated from the option list in src/options.rs.
 docs: install
 	$(PY) -c "import re, pathlib; from ferrotrace import _core; p = pathlib.Path('README.md'); s = p.read_text(); table = _core._options_markdown(); p.write_text(re.sub(r'(<!-- options:[^\n]*-->\n).*?(<!-- /options -->)', lambda m: m.group(1) + table + m.group(2), s, flags=re.S))"
+
+# cargo-fuzz targets (fuzz/fuzz_targets/), each run FUZZ_SECONDS from its
+# seed corpus (fuzz/corpus/<target>/); fails on the first crash or broken
+# invariant and leaves the input in fuzz/artifacts/<target>/. Stable Rust:
+# RUSTC_BOOTSTRAP lets cargo-fuzz pass its -Z sanitizer flags (AddressSanitizer).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := propagation config duration jsonl otlp_protobuf otlp_json zipkin serve_body
+fuzz:
+	@command -v cargo-fuzz >/dev/null || { echo "make fuzz needs cargo-fuzz: cargo install cargo-fuzz"; exit 1; }
+	RUSTC_BOOTSTRAP=1 cargo fuzz build -O
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s (log: fuzz/target/$$t.log)"; \
+		if ! RUSTC_BOOTSTRAP=1 cargo fuzz run -O $$t -- -max_total_time=$(FUZZ_SECONDS) \
+				-rss_limit_mb=2048 -print_final_stats=1 > fuzz/target/$$t.log 2>&1; then \
+			tail -n 40 fuzz/target/$$t.log; exit 1; \
+		fi; \
+		grep -E "stat::number_of_executed_units|Done [0-9]+ runs" fuzz/target/$$t.log; \
+	done

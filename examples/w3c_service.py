@@ -1,7 +1,8 @@
 """The W3C Trace Context test harness's service contract, traced with ferrotrace.
 
     python examples/w3c_service.py --port 5000
-    # then, from a checkout of w3c/trace-context:  python test/test.py http://127.0.0.1:5000/test
+    # then, from a checkout of w3c/trace-context (needs aiohttp):
+    SPEC_LEVEL=2 python test/test.py http://127.0.0.1:5000/test
 
 `POST /test` carries a JSON list of {"url", "arguments"}. For each element the
 service POSTs `arguments` as JSON to `url` with the propagated headers, each

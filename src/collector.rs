@@ -20,9 +20,12 @@ use std::time::{Duration, Instant};
 
 use crate::sync::{Condvar, Mutex};
 
+use crossbeam_queue::ArrayQueue;
+
 use crate::buffer::{FinishedSpan, SpanBuffer};
 use crate::clock;
 use crate::config::Config;
+use crate::ids::TraceId;
 use crate::live::LiveAnalysis;
 use crate::metrics::{Counters, MetricsSnapshot};
 use crate::pool::RecordPool;
@@ -48,6 +51,12 @@ const DROP_GRACE: Duration = Duration::from_secs(10);
 /// How long the collector pauses while the file sink catches up.
 const FILE_BACKPRESSURE_PAUSE: Duration = Duration::from_micros(500);
 
+/// Trace ids of head-sampled-out local roots the buffer refused, waiting
+/// for the collector to close their traces (see [`LiveAnalysis::abandon`]).
+/// Only tail rules hold such traces open; if this fills too, the traces
+/// wait for eviction (`max_open_traces`) or shutdown, which also count them.
+const LOST_ROOTS: usize = 1024;
+
 /// Why a finished span was not handed to the collector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -60,6 +69,8 @@ pub type SinkFactory = dyn Fn(&Config, &Arc<Mutex<Vec<PathBuf>>>) -> sinks::Buil
 
 pub struct Pipeline {
     buffer: SpanBuffer,
+    /// See [`LOST_ROOTS`].
+    lost_roots: ArrayQueue<TraceId>,
     /// Delivered records, ready to be reused by new spans.
     pub pool: Arc<RecordPool>,
     /// Latency sketches, service graph and recent traces, kept by the collector.
@@ -245,6 +256,7 @@ impl Pipeline {
             .collect();
         let pipeline = Arc::new(Pipeline {
             buffer: SpanBuffer::new(config.buffer_size),
+            lost_roots: ArrayQueue::new(LOST_ROOTS),
             pool,
             analysis: Mutex::new(LiveAnalysis::new(
                 &config.service_name,
@@ -304,8 +316,14 @@ impl Pipeline {
                 }
                 Ok(())
             }
-            Err(_) => {
+            Err(span) => {
                 hot.dropped_buffer_full.fetch_add(1, Ordering::Relaxed);
+                if span.is_local_root && !span.sampled && config.tail.enabled() {
+                    // Its trace's held spans wait for this root: tell the
+                    // collector it is gone (if this queue is full too, see
+                    // LOST_ROOTS).
+                    let _ = self.lost_roots.push(span.trace_id);
+                }
                 if !self.warned_buffer_full.swap(true, Ordering::Relaxed) {
                     self.warnings.warn(format!(
                         "ferrotrace span buffer is full ({} spans): spans are being dropped \
@@ -418,6 +436,7 @@ impl CollectorThread {
             let requested = self.pipeline.flush_requested.load(Ordering::SeqCst);
             let shutting_down = self.pipeline.shutdown.load(Ordering::Acquire);
             let drained = self.drain_all();
+            self.close_lost_traces(false);
             if requested > *self.pipeline.flush_done.lock() {
                 for sink in &self.pipeline.sinks {
                     sink.request_flush(requested);
@@ -434,6 +453,7 @@ impl CollectorThread {
             }
             busy = drained >= self.pipeline.buffer.capacity() / 8;
         }
+        self.close_lost_traces(true);
         let deadline = self
             .pipeline
             .shutdown_deadline
@@ -447,6 +467,28 @@ impl CollectorThread {
         // Anyone still waiting on a flush is answered: nothing more will come.
         *self.pipeline.flush_done.lock() = u64::MAX;
         self.pipeline.flush_cond.notify_all();
+    }
+
+    /// Closes the traces whose local root the buffer refused (and, at exit,
+    /// every trace still open), so their held spans are counted. A child
+    /// drained after its trace closed is counted as a straggler.
+    fn close_lost_traces(&mut self, at_exit: bool) {
+        let pipeline = &*self.pipeline;
+        if pipeline.lost_roots.is_empty() && !at_exit {
+            return;
+        }
+        let mut live = pipeline.analysis.lock();
+        while let Some(trace_id) = pipeline.lost_roots.pop() {
+            live.abandon(trace_id, &pipeline.pool);
+        }
+        if at_exit {
+            live.abandon_all(&pipeline.pool);
+        }
+        pipeline
+            .counters
+            .worker
+            .spans_unsampled
+            .store(live.counters.spans_unsampled, Ordering::Relaxed);
     }
 
     /// Drains the buffer in batches until it is empty; returns the count.
@@ -623,6 +665,75 @@ mod tests {
         assert_eq!(m.get("spans_written"), Some(100 - refused));
         assert_eq!(collector.take_warnings().len(), 1);
         assert!(collector.take_warnings().is_empty());
+    }
+
+    fn unsampled(trace: u128, parent: Option<u64>) -> FinishedSpan {
+        let mut r = SpanRecord::clone(&finished(trace, parent));
+        r.sampled = false;
+        triomphe::Arc::new(r)
+    }
+
+    fn balance(m: &MetricsSnapshot) -> (Option<u64>, Option<u64>) {
+        let sum = ["spans_written", "spans_dropped", "spans_unsampled"]
+            .iter()
+            .map(|k| m.get(k).unwrap())
+            .sum();
+        (m.get("spans_finished"), Some(sum))
+    }
+
+    /// Found by tests/test_properties.py: with a tail rule on, the held
+    /// spans of a head-dropped trace waited for a root the full buffer had
+    /// refused, counted nowhere (finished 5 = written 0 + dropped 1 +
+    /// unsampled 0), even after shutdown.
+    #[test]
+    fn a_refused_root_closes_its_held_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.buffer_size = 4;
+        cfg.flush_interval_ms = 60_000;
+        cfg.tail.keep_errors = true;
+        let collector = Collector::new(cfg);
+        // The collector may wake and drain as the buffer fills: try traces
+        // until one's root finds it full.
+        let refused_root = (100..10_000u128)
+            .find(|&trace| {
+                for _ in 0..8 {
+                    let _ = collector.submit(unsampled(trace, Some(1)));
+                }
+                collector.submit(unsampled(trace, None)) == Err(Refused::BufferFull)
+            })
+            .expect("a root refused by the full buffer");
+        collector.flush(Duration::from_secs(10));
+        let m = collector.metrics();
+        assert!(m.get("spans_unsampled").unwrap() > 0);
+        assert_eq!(m.get("spans_written"), Some(0));
+        let (finished, accounted) = balance(&m);
+        assert_eq!(finished, accounted, "{m:?}");
+        // A straggler of the closed trace is counted too.
+        collector.submit(unsampled(refused_root, Some(1))).unwrap();
+        collector.flush(Duration::from_secs(10));
+        let m = collector.metrics();
+        assert_eq!(m.get("spans_finished"), finished.map(|f| f + 1));
+        let (finished, accounted) = balance(&m);
+        assert_eq!(finished, accounted, "{m:?}");
+    }
+
+    #[test]
+    fn shutdown_counts_spans_held_for_a_root_that_never_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path());
+        cfg.tail.keep_slower_than_ms = Some(1000.0);
+        let collector = Collector::new(cfg);
+        for _ in 0..3 {
+            collector.submit(unsampled(8, Some(1))).unwrap();
+        }
+        collector.flush(Duration::from_secs(10));
+        // Held: the root is still running.
+        assert_eq!(collector.metrics().get("spans_unsampled"), Some(0));
+        assert!(collector.shutdown(Duration::from_secs(10)));
+        let m = collector.metrics();
+        assert_eq!(m.get("spans_unsampled"), Some(3));
+        assert_eq!(balance(&m), (Some(3), Some(3)));
     }
 
     #[test]

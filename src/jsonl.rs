@@ -498,6 +498,7 @@ mod tests {
             trace_id: TraceId(0xfeed),
             span_id: SpanId(0xbeef),
             sampled: true,
+            random: false,
             tracestate: Some("vendor=1".into()),
             attributes,
         });
@@ -505,6 +506,7 @@ mod tests {
             trace_id: TraceId(0xfeed),
             span_id: SpanId(0xcafe),
             sampled: false,
+            random: false,
             tracestate: None,
             attributes: Attributes::default(),
         });

@@ -33,3 +33,8 @@ pub(crate) mod writer;
 
 #[cfg(feature = "python")]
 mod python;
+
+/// Entry points for the cargo-fuzz targets (`fuzz/`); not an API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;

@@ -293,6 +293,37 @@ impl LiveAnalysis {
         }
     }
 
+    /// The trace's local root will never arrive (traced code finished it
+    /// but the buffer refused it, counted there): nothing can judge the
+    /// trace any more, so its held unsampled spans are unsampled, as in
+    /// [`Self::evict_open`], and later stragglers follow (counted too).
+    /// Without this they would wait in `open` for a root that never comes,
+    /// counted nowhere.
+    pub fn abandon(&mut self, trace_id: TraceId, pool: &RecordPool) {
+        if let Some(trace) = self.open.remove(&trace_id) {
+            self.count_unkept(trace, pool);
+        }
+        self.remember_closed(trace_id, false);
+    }
+
+    /// At shutdown: every trace still open is abandoned (its root never
+    /// finished, or was lost), so the final counters account for every
+    /// span that finished.
+    pub fn abandon_all(&mut self, pool: &RecordPool) {
+        for (_, trace) in std::mem::take(&mut self.open) {
+            self.count_unkept(trace, pool);
+        }
+        self.open_order.clear();
+    }
+
+    fn count_unkept(&mut self, trace: OpenTrace, pool: &RecordPool) {
+        self.counters.spans_unsampled +=
+            trace.spans.iter().filter(|s| !s.sampled).count() as u64 + trace.unsampled_not_kept;
+        for span in trace.spans {
+            pool.recycle(span);
+        }
+    }
+
     fn evict_open(&mut self, pool: &RecordPool) {
         while self.open.len() > self.limits.max_open_traces {
             let Some(oldest) = self.open_order.pop_front() else {
@@ -302,12 +333,7 @@ impl LiveAnalysis {
                 self.counters.open_traces_evicted += 1;
                 // Held unsampled spans of a trace that never completed here
                 // stay unsampled: nothing ever decided to keep them.
-                self.counters.spans_unsampled += trace.spans.iter().filter(|s| !s.sampled).count()
-                    as u64
-                    + trace.unsampled_not_kept;
-                for span in trace.spans {
-                    pool.recycle(span);
-                }
+                self.count_unkept(trace, pool);
             }
         }
         // Ids of traces that completed stay in the order queue; prune them

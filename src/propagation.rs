@@ -17,6 +17,12 @@
 //! forbids it, all zero) never gets out: the header is ignored and the
 //! receiver starts a new trace.
 //!
+//! W3C Trace Context Level 2 adds the `random` trace flag (0x02): the
+//! trace id's rightmost 7 bytes are random. It belongs to the trace, not to
+//! a span: set on the traces ferrotrace starts (its ids are random, see
+//! `ids.rs`), carried unchanged through a continued trace (set or not, as it
+//! arrived), and false when a format cannot say (B3, X-Trace-ID).
+//!
 //! Header names are matched case-insensitively by the caller's getter, which
 //! returns every value received under a name (HTTP allows a header to be
 //! repeated). A header that may appear once and appears more often is
@@ -32,6 +38,9 @@ pub struct Extracted {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub sampled: bool,
+    /// W3C Level 2 `random` flag (0x02) as received; false for formats
+    /// without it.
+    pub random: bool,
     /// The W3C `tracestate`, validated and normalised (`k=v` members joined
     /// by `,`); None when absent, empty or invalid.
     pub tracestate: Option<String>,
@@ -44,6 +53,7 @@ impl Extracted {
             trace_id: self.trace_id,
             span_id: self.span_id,
             sampled: self.sampled,
+            random: self.random,
             tracestate: self.tracestate.as_deref(),
         }
     }
@@ -55,6 +65,8 @@ pub struct Context<'a> {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub sampled: bool,
+    /// The W3C `random` flag of the trace (written by `tracecontext` only).
+    pub random: bool,
     /// Passed through unchanged by `tracecontext` (ferrotrace has no vendor
     /// key of its own to put first); other formats have no place for it.
     pub tracestate: Option<&'a str>,
@@ -159,6 +171,7 @@ impl Propagator {
     ///     trace_id: TraceId(0x4bf92f3577b34da6a3ce929d0e0e4736),
     ///     span_id: SpanId(0x00f067aa0ba902b7),
     ///     sampled: true,
+    ///     random: true,
     ///     tracestate: None,
     /// };
     /// let mut headers = Vec::new();
@@ -174,8 +187,8 @@ impl Propagator {
         let (trace, span) = (trace.as_str(), span.as_str());
         match self {
             Propagator::TraceContext => {
-                let flags = if ctx.sampled { "01" } else { "00" };
-                set(TRACEPARENT, format!("00-{trace}-{span}-{flags}"));
+                let flags = trace_flags(ctx.sampled, ctx.random);
+                set(TRACEPARENT, format!("00-{trace}-{span}-{flags:02x}"));
                 if let Some(state) = ctx.tracestate.filter(|s| !s.is_empty()) {
                     set(TRACESTATE, state.to_owned());
                 }
@@ -312,6 +325,18 @@ pub const MAX_ID_HEADER_LEN: usize = 256;
 /// longer values before converting them.
 pub const MAX_HEADER_VALUE_LEN: usize = MAX_TRACESTATE_LEN;
 
+/// W3C trace flag bit 0: the caller may have recorded the trace.
+pub const FLAG_SAMPLED: u8 = 0x01;
+/// W3C Trace Context Level 2 trace flag bit 1: the trace id's rightmost
+/// 7 bytes are random.
+pub const FLAG_RANDOM: u8 = 0x02;
+
+/// The W3C trace-flags byte of a context (the flags ferrotrace knows; the
+/// others are unused in version 00 and written as zero).
+pub fn trace_flags(sampled: bool, random: bool) -> u8 {
+    (if sampled { FLAG_SAMPLED } else { 0 }) | (if random { FLAG_RANDOM } else { 0 })
+}
+
 fn sampled_digit(sampled: bool) -> String {
     (if sampled { "1" } else { "0" }).to_owned()
 }
@@ -400,7 +425,12 @@ pub struct TraceParent {
 
 impl TraceParent {
     pub fn sampled(&self) -> bool {
-        self.flags & 0x01 != 0
+        self.flags & FLAG_SAMPLED != 0
+    }
+
+    /// W3C Level 2: the trace id's rightmost 7 bytes are random.
+    pub fn random(&self) -> bool {
+        self.flags & FLAG_RANDOM != 0
     }
 }
 
@@ -527,6 +557,7 @@ fn extract_trace_context<'a>(get: &impl Fn(&str) -> Vec<&'a str>) -> Option<Extr
         trace_id: parent.trace_id,
         span_id: parent.span_id,
         sampled: parent.sampled(),
+        random: parent.random(),
         tracestate: parse_tracestate(&get(TRACESTATE)),
     })
 }
@@ -568,6 +599,7 @@ pub fn parse_b3_single(value: &str) -> Option<Extracted> {
         trace_id,
         span_id,
         sampled,
+        random: false,
         tracestate: None,
     })
 }
@@ -591,6 +623,7 @@ fn extract_b3_multi<'a>(get: &impl Fn(&str) -> Vec<&'a str>) -> Option<Extracted
         trace_id,
         span_id,
         sampled: debug || sampled.unwrap_or(true),
+        random: false,
         tracestate: None,
     })
 }
@@ -645,6 +678,7 @@ fn extract_xtrace<'a>(get: &impl Fn(&str) -> Vec<&'a str>) -> Option<Extracted> 
         trace_id,
         span_id,
         sampled: !unsampled,
+        random: false,
         tracestate: None,
     })
 }

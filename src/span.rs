@@ -112,6 +112,8 @@ pub struct Link {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub sampled: bool,
+    /// The linked context's W3C `random` trace flag.
+    pub random: bool,
     pub tracestate: Option<std::sync::Arc<str>>,
     pub attributes: Attributes,
 }
@@ -145,6 +147,10 @@ pub struct SpanRecord {
     /// The parent came from another process (extracted from a carrier).
     pub remote_parent: bool,
     pub sampled: bool,
+    /// The trace's W3C Level 2 `random` flag: set for traces this process
+    /// started (random ids), as received for continued ones (see
+    /// `propagation.rs`). Exported in OTLP's span flags.
+    pub random: bool,
     /// Set by `finish(duration_ms=...)`: replaces the measured duration.
     pub duration_override_ns: Option<u64>,
     /// The parent's service, when the parent is a span of another tracer
@@ -177,6 +183,7 @@ impl SpanRecord {
             is_local_root: parent_id.is_none(),
             remote_parent: false,
             sampled: true,
+            random: false,
             duration_override_ns: None,
             parent_service: None,
             scope: None,
@@ -325,6 +332,7 @@ mod tests {
                 trace_id: TraceId(7),
                 span_id: SpanId(i + 1),
                 sampled: true,
+                random: false,
                 tracestate: None,
                 attributes: Attributes::default(),
             });

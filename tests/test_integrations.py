@@ -265,7 +265,7 @@ def test_httpx_client_spans_inject_context(app_tracer, tmp_path, echo_server):
     calls = [s for s in spans if s["kind"] == "client"]
     assert len(calls) == 2
     ok = next(s for s in calls if s["attributes"]["http.response.status_code"] == 200)
-    assert sent == f"00-{parent.trace_id}-{ok['span_id']}-01"
+    assert sent == f"00-{parent.trace_id}-{ok['span_id']}-03"
     assert ok["parent_id"] == parent.span_id
     assert ok["name"] == "GET"
     assert ok["attributes"]["url.full"] == echo_server + "/ok"
@@ -283,7 +283,7 @@ def test_httpx_async_client(app_tracer, tmp_path, echo_server):
 
     header = asyncio.run(run())
     [call] = [s for s in flushed_spans(app_tracer, tmp_path) if s["kind"] == "client"]
-    assert header == f"00-{call['trace_id']}-{call['span_id']}-01"
+    assert header == f"00-{call['trace_id']}-{call['span_id']}-03"
 
 
 def test_httpx_transport_errors_are_recorded_and_reraised(app_tracer, tmp_path):
@@ -302,7 +302,7 @@ def test_requests_session_spans_inject_context(app_tracer, tmp_path, echo_server
     with app_tracer.start_span("parent") as parent:
         sent = session.get(echo_server + "/ok").text
     [call] = [s for s in flushed_spans(app_tracer, tmp_path) if s["kind"] == "client"]
-    assert sent == f"00-{parent.trace_id}-{call['span_id']}-01"
+    assert sent == f"00-{parent.trace_id}-{call['span_id']}-03"
     assert call["attributes"]["http.response.status_code"] == 200
 
 

@@ -136,7 +136,7 @@ def test_propagate_inject_writes_ferrotrace_ids(tracer):
     with tracer.start_span("native") as native:
         headers: dict[str, str] = {}
         propagate.inject(headers)
-    assert headers["traceparent"] == f"00-{native.trace_id}-{native.span_id}-01"
+    assert headers["traceparent"] == f"00-{native.trace_id}-{native.span_id}-03"
 
 
 def test_other_context_keys_survive_ferrotrace_spans(tracer, otel):
@@ -447,7 +447,7 @@ def test_unsampled_spans_record_nothing_but_propagate(make_tracer, tmp_path):
         assert ctx.is_valid and not ctx.trace_flags.sampled
         headers: dict[str, str] = {}
         propagate.inject(headers)
-        assert headers["traceparent"].endswith("-00")
+        assert headers["traceparent"].endswith("-02")  # random trace id, not sampled
         with otel.start_as_current_span("child") as child:
             assert child.trace_id == span.trace_id and not child.is_recording()
     assert tracer.flush(timeout=10.0)
@@ -742,3 +742,15 @@ def test_a_custom_runtime_context_is_used_through_its_methods(tmp_path):
         cwd=tmp_path,
     )
     assert proc.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("flags", ["00", "01", "02", "03"])
+def test_the_w3c_random_flag_passes_through_the_bridge(tracer, otel, flags):
+    ctx = propagate.extract({"traceparent": f"00-{TRACE}-{SPAN}-{flags}"})
+    with otel.start_as_current_span("handle", context=ctx, kind=SpanKind.SERVER) as span:
+        assert span.get_span_context().trace_flags == int(flags, 16)
+        with tracer.start_span("native") as native:
+            assert native.context.trace_flags == int(flags, 16)
+        out: dict[str, str] = {}
+        propagate.inject(out)
+    assert out["traceparent"].endswith(f"-{flags}")

@@ -67,7 +67,7 @@ def one(spans: list[dict[str, Any]], name: str) -> dict[str, Any]:
 
 
 def traceparent_of(span: dict[str, Any]) -> str:
-    return f"00-{span['trace_id']}-{span['span_id']}-01"
+    return f"00-{span['trace_id']}-{span['span_id']}-03"  # sampled, random (a trace started here)
 
 
 def client_spans(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:

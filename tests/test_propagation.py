@@ -22,7 +22,7 @@ SPAN = "00f067aa0ba902b7"
 TP = f"00-{TRACE}-{SPAN}-01"
 HEX32 = re.compile(r"[0-9a-f]{32}")
 HEX16 = re.compile(r"[0-9a-f]{16}")
-CANONICAL_TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]")
+CANONICAL_TRACEPARENT = re.compile(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[0-3]")
 ALL = ["tracecontext", "b3", "b3multi", "xtrace"]
 HEADER_NAMES = [
     "traceparent",
@@ -199,7 +199,8 @@ def test_future_version_is_reinjected_as_version_00():
     ctx = ft.extract({"traceparent": f"cc-{TRACE}-{SPAN}-ff-future"})
     headers: dict[str, str] = {}
     ft.inject(headers, span=ctx)
-    assert headers == {"traceparent": f"00-{TRACE}-{SPAN}-01"}
+    # Only the flags version 00 defines go out: sampled and random.
+    assert headers == {"traceparent": f"00-{TRACE}-{SPAN}-03"}
 
 
 # --------------------------------------------------------------------------
@@ -687,7 +688,8 @@ def test_inject_writes_the_active_span(tracer):
     headers: dict[str, str] = {}
     with tracer.start_span("client", kind="client") as span:
         ft.inject(headers)
-    assert headers == {"traceparent": f"00-{span.trace_id}-{span.span_id}-01"}
+    # 03: sampled, and (W3C Level 2) a trace id ferrotrace made is random.
+    assert headers == {"traceparent": f"00-{span.trace_id}-{span.span_id}-03"}
 
 
 def test_inject_without_a_span_writes_nothing():
@@ -701,20 +703,21 @@ def test_inject_an_explicit_span_or_context(tracer):
         with tracer.start_span("b"):
             headers: dict[str, str] = {}
             ft.inject(headers, span=a)
-    assert headers["traceparent"] == f"00-{a.trace_id}-{a.span_id}-01"
+    assert headers["traceparent"] == f"00-{a.trace_id}-{a.span_id}-03"
     ctx = ft.SpanContext(TRACE, SPAN, sampled=False, tracestate="k=v")
     headers = {}
     ft.inject(headers, span=ctx)
     assert headers == {"traceparent": f"00-{TRACE}-{SPAN}-00", "tracestate": "k=v"}
 
 
-def test_unsampled_spans_propagate_with_flags_00(make_tracer):
+def test_unsampled_spans_propagate_without_the_sampled_flag(make_tracer):
     t = make_tracer(sample_rate=0.0)
     with t.start_span("dropped") as span:
         headers: dict[str, str] = {}
         ft.inject(headers)
     assert not span.sampled
-    assert headers["traceparent"] == f"00-{span.trace_id}-{span.span_id}-00"
+    # 02: not sampled, random trace id.
+    assert headers["traceparent"] == f"00-{span.trace_id}-{span.span_id}-02"
 
 
 def test_inject_into_header_lists_replaces_earlier_values():
@@ -794,6 +797,85 @@ def test_spans_continuing_a_remote_context_pass_its_tracestate_on(tracer):
 
 
 # --------------------------------------------------------------------------
+# W3C Trace Context Level 2: the random trace flag (0x02)
+# --------------------------------------------------------------------------
+
+
+def flags_of(traceparent: str) -> int:
+    return int(traceparent.rsplit("-", 1)[1], 16)
+
+
+def test_a_trace_started_here_carries_the_random_flag(tracer):
+    with tracer.start_span("root") as root:
+        with tracer.start_span("child") as child:
+            headers: dict[str, str] = {}
+            ft.inject(headers)
+    assert flags_of(headers["traceparent"]) == 0x03
+    assert root.context.random and child.context.random
+    assert root.context.trace_flags == child.context.trace_flags == 0x03
+
+
+@pytest.mark.parametrize("incoming", ["00", "01", "02", "03"])
+def test_a_continued_trace_passes_the_incoming_random_flag_on(tracer, incoming):
+    ctx = ft.extract({"traceparent": f"00-{TRACE}-{SPAN}-{incoming}"})
+    assert ctx is not None and ctx.trace_flags == int(incoming, 16)
+    assert ctx.random is bool(int(incoming, 16) & 0x02)
+    with tracer.start_span("handle", kind="server", parent=ctx):
+        with tracer.start_span("call", kind="client") as call:
+            headers: dict[str, str] = {}
+            ft.inject(headers)
+    # The random bit is the trace's, unchanged through every generation;
+    # the sampled bit is this tracer's decision (parent-based by default).
+    random_bit = int(incoming, 16) & 0x02
+    assert flags_of(headers["traceparent"]) & 0x02 == random_bit
+    assert flags_of(headers["traceparent"]) & 0x01 == int(call.sampled)
+    assert headers["traceparent"].split("-")[1] == TRACE
+
+
+def test_the_random_flag_survives_an_unsampled_remote_parent(make_tracer):
+    # The W3C harness's case: flags 02 (random, not sampled). The span is not
+    # recorded, but the flag must still go out.
+    t = make_tracer()
+    ctx = ft.extract({"traceparent": f"00-{TRACE}-{SPAN}-02"})
+    with t.start_span("handle", kind="server", parent=ctx) as span:
+        headers: dict[str, str] = {}
+        ft.inject(headers)
+    assert not span.sampled
+    assert headers["traceparent"] == f"00-{TRACE}-{span.span_id}-02"
+
+
+def test_future_version_flags_keep_the_random_bit():
+    ctx = ft.extract({"traceparent": f"cc-{TRACE}-{SPAN}-fe-future"})
+    assert ctx is not None and ctx.random and not ctx.sampled
+    headers: dict[str, str] = {}
+    ft.inject(headers, span=ctx)
+    assert headers["traceparent"] == f"00-{TRACE}-{SPAN}-02"
+
+
+@pytest.mark.parametrize("propagator", ["b3", "b3multi", "xtrace"])
+def test_formats_without_a_random_flag_continue_without_it(tracer, propagator):
+    headers: dict[str, str] = {}
+    ft.inject(headers, span=ft.SpanContext(TRACE, SPAN, random=True), propagators=[propagator])
+    ctx = ft.extract(headers, propagators=[propagator])
+    assert ctx is not None and not ctx.random
+    with tracer.start_span("handle", parent=ctx):
+        out: dict[str, str] = {}
+        ft.inject(out)
+    assert flags_of(out["traceparent"]) == 0x01
+
+
+def test_span_context_random_argument():
+    assert not ft.SpanContext(TRACE, SPAN).random
+    ctx = ft.SpanContext(TRACE, SPAN, sampled=False, random=True)
+    assert ctx.random and ctx.trace_flags == 0x02
+    assert "random=True" in repr(ctx)
+    assert ctx != ft.SpanContext(TRACE, SPAN, sampled=False)
+    headers: dict[str, str] = {}
+    ft.inject(headers, span=ctx)
+    assert headers["traceparent"] == f"00-{TRACE}-{SPAN}-02"
+
+
+# --------------------------------------------------------------------------
 # SpanContext
 # --------------------------------------------------------------------------
 
@@ -852,6 +934,23 @@ def test_what_opentelemetry_injects_we_extract(otel, sampled):
     ours = ft.extract(headers)
     assert ids(ours) == (TRACE, SPAN, sampled)
     assert ours is not None and ours.tracestate == "vendor=v1,tenant@sys=x y"
+
+
+def test_opentelemetry_sees_the_random_flag(otel, tracer):
+    trace, propagator = otel
+    with tracer.start_span("root") as span:
+        flags = span.get_span_context().trace_flags
+    assert isinstance(flags, trace.TraceFlags) and flags == 0x03 and flags.sampled
+    theirs = trace.SpanContext(
+        trace_id=int(TRACE, 16),
+        span_id=int(SPAN, 16),
+        is_remote=False,
+        trace_flags=trace.TraceFlags(0x02),
+    )
+    headers: dict[str, str] = {}
+    propagator.inject(headers, context=trace.set_span_in_context(trace.NonRecordingSpan(theirs)))
+    ours = ft.extract(headers)
+    assert ours is not None and ours.random and not ours.sampled
 
 
 def test_opentelemetry_sdk_spans_and_ours_share_traces(otel, tracer):

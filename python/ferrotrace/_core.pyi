@@ -55,6 +55,7 @@ class SpanContext:
         sampled: bool = True,
         is_remote: bool = True,
         tracestate: str | None = None,
+        random: bool = False,
     ) -> SpanContext: ...
     @property
     def trace_id(self) -> str: ...
@@ -63,9 +64,13 @@ class SpanContext:
     @property
     def sampled(self) -> bool: ...
     @property
+    def random(self) -> bool:
+        """W3C Level 2 random flag (0x02): the trace id's rightmost 7 bytes are random."""
+    @property
     def is_remote(self) -> bool: ...
     @property
-    def trace_flags(self) -> int: ...
+    def trace_flags(self) -> int:
+        """The W3C trace flags: sampled (0x01) | random (0x02)."""
     @property
     def tracestate(self) -> str | None:
         """The W3C tracestate received with this context (normalised), or None."""

@@ -808,6 +808,7 @@ pub(crate) mod tests {
                     trace_id: TraceId(trace),
                     span_id: SpanId(span),
                     sampled: true,
+                    random: false,
                     tracestate: tracestate.map(|t| std::sync::Arc::from(t.as_str())),
                     attributes: link_attributes,
                 });

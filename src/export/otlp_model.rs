@@ -201,7 +201,7 @@ pub enum StatusCode {
     Error = 2,
 }
 
-/// `SpanFlags`: the W3C trace flags (sampled is bit 0).
+/// `SpanFlags`: the W3C trace flags (sampled is bit 0, random bit 1).
 pub const SPAN_FLAGS_TRACE_FLAGS_MASK: u32 = 0x0000_00ff;
 /// The remote bit below is meaningful.
 pub const SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK: u32 = 0x0000_0100;
@@ -280,7 +280,7 @@ pub fn span_into(r: &SpanRecord, s: &mut Span) {
         Some(p) => set_bytes(&mut s.parent_span_id, &p.0.to_be_bytes()),
         None => s.parent_span_id.clear(),
     }
-    s.flags = span_flags(r.sampled, r.remote_parent);
+    s.flags = span_flags(r.sampled, r.random, r.remote_parent);
     set_string(&mut s.name, &r.name);
     s.kind = kind(r.kind) as i32;
     s.start_time_unix_nano = r.start_ns;
@@ -313,8 +313,11 @@ pub fn kind(kind: SpanKind) -> SpanKindProto {
     }
 }
 
-pub fn span_flags(sampled: bool, remote_parent: bool) -> u32 {
-    let mut flags = SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK | u32::from(sampled);
+/// OTLP span flags: the W3C trace flags in bits 0-7 (sampled, random),
+/// then whether the parent is remote.
+pub fn span_flags(sampled: bool, random: bool, remote_parent: bool) -> u32 {
+    let w3c = u32::from(crate::propagation::trace_flags(sampled, random));
+    let mut flags = SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK | w3c;
     if remote_parent {
         flags |= SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK;
     }
@@ -431,7 +434,7 @@ fn link_into(dst: &mut Link, l: &SpanLink) {
     );
     set_key_values(&mut dst.attributes, l.attributes.iter());
     dst.dropped_attributes_count = l.attributes.dropped;
-    dst.flags = u32::from(l.sampled);
+    dst.flags = u32::from(crate::propagation::trace_flags(l.sampled, l.random));
 }
 
 pub fn key_values(attributes: &Attributes) -> Vec<KeyValue> {
@@ -828,6 +831,7 @@ pub(crate) mod tests {
             trace_id: TraceId(7),
             span_id: SpanId(8),
             sampled: true,
+            random: false,
             tracestate: None,
             attributes: Attributes::default(),
         });
@@ -925,6 +929,19 @@ pub(crate) mod tests {
         let status = s.status.unwrap();
         assert_eq!(status.code, StatusCode::Error as i32);
         assert_eq!(status.message, "bad order id");
+    }
+
+    #[test]
+    fn the_random_trace_flag_is_exported_in_span_and_link_flags() {
+        let mut r = full_record();
+        r.random = true;
+        r.links[0].random = true;
+        let s = span(&r);
+        assert_eq!(s.flags, 0x01 | 0x02 | 0x100 | 0x200);
+        assert_eq!(s.links[0].flags, 0x03);
+        r.sampled = false;
+        r.remote_parent = false;
+        assert_eq!(span(&r).flags, 0x02 | 0x100);
     }
 
     #[test]

@@ -33,11 +33,12 @@ fn ctx(trace: TraceId, span: SpanId, sampled: bool) -> Extracted {
         trace_id: trace,
         span_id: span,
         sampled,
+        random: false,
         tracestate: None,
     }
 }
 
-/// Is `s` exactly what this crate emits: `00-{32 hex}-{16 hex}-0[01]`,
+/// Is `s` exactly what this crate emits: `00-{32 hex}-{16 hex}-0[0-3]`,
 /// lower case, non-zero ids?
 fn is_canonical_traceparent(s: &str) -> bool {
     let b = s.as_bytes();
@@ -45,7 +46,7 @@ fn is_canonical_traceparent(s: &str) -> bool {
         && s.starts_with("00-")
         && b[35] == b'-'
         && b[52] == b'-'
-        && (s.ends_with("-00") || s.ends_with("-01"))
+        && ["-00", "-01", "-02", "-03"].iter().any(|f| s.ends_with(f))
         && s[3..35]
             .bytes()
             .chain(s[36..52].bytes())
@@ -76,11 +77,12 @@ fn traceparent_accepted() {
     let cases: Vec<(String, bool)> = vec![
         (format!("00-{t}-{s}-01"), true),
         (format!("00-{t}-{s}-00"), false),
-        // Flags: only the sampled bit means anything.
+        // Flags: only the sampled and random bits mean anything.
         (format!("00-{t}-{s}-ff"), true),
         (format!("00-{t}-{s}-02"), false),
         (format!("00-{t}-{s}-03"), true),
         (format!("00-{t}-{s}-fe"), false),
+        (format!("00-{t}-{s}-fd"), true),
         // Optional whitespace around the value.
         (format!(" 00-{t}-{s}-01"), true),
         (format!("\t00-{t}-{s}-01"), true),
@@ -96,12 +98,61 @@ fn traceparent_accepted() {
         (format!("cc-{t}-{s}-01-x "), true),
     ];
     for (value, sampled) in cases {
+        let random = u8::from_str_radix(&value.trim()[53..55], 16).unwrap() & 0x02 != 0;
         assert_eq!(
             tp(&value),
-            Some(ctx(TRACE_ID, SPAN_ID, sampled)),
+            Some(Extracted {
+                random,
+                ..ctx(TRACE_ID, SPAN_ID, sampled)
+            }),
             "{value:?} should be accepted"
         );
     }
+}
+
+#[test]
+fn traceparent_random_flag_is_read_and_written_back() {
+    for flags in ["00", "01", "02", "03"] {
+        let bits = u8::from_str_radix(flags, 16).unwrap();
+        let got = tp(&format!("00-{TRACE}-{SPAN}-{flags}")).unwrap();
+        assert_eq!((got.sampled, got.random), (bits & 1 != 0, bits & 2 != 0));
+        assert_eq!(
+            injected(Propagator::TraceContext, got.as_context()),
+            [("traceparent", format!("00-{TRACE}-{SPAN}-{flags}"))]
+        );
+    }
+    // Unknown bits are not passed on (version 00 defines only these two).
+    let got = tp(&format!("00-{TRACE}-{SPAN}-ff")).unwrap();
+    assert_eq!(
+        injected(Propagator::TraceContext, got.as_context()),
+        [("traceparent", format!("00-{TRACE}-{SPAN}-03"))]
+    );
+}
+
+#[test]
+fn formats_without_a_random_flag_extract_it_unset() {
+    let b3 = format!("{TRACE}-{SPAN}-1");
+    assert!(
+        !extract(Propagator::B3Single, &[("b3", &b3)])
+            .unwrap()
+            .random
+    );
+    let multi = [("X-B3-TraceId", TRACE), ("X-B3-SpanId", SPAN)];
+    assert!(!extract(Propagator::B3Multi, &multi).unwrap().random);
+    let x = [("X-Trace-ID", TRACE), ("X-Span-ID", SPAN)];
+    assert!(!extract(Propagator::XTrace, &x).unwrap().random);
+    // And B3 writes nothing for it.
+    let c = Context {
+        trace_id: TRACE_ID,
+        span_id: SPAN_ID,
+        sampled: true,
+        random: true,
+        tracestate: None,
+    };
+    assert_eq!(
+        injected(Propagator::B3Single, c),
+        [("b3", format!("{TRACE}-{SPAN}-1"))]
+    );
 }
 
 #[test]
@@ -201,8 +252,14 @@ fn traceparent_version_and_flags_are_reported() {
 }
 
 #[test]
-fn traceparent_injects_version_00_with_the_sampled_flag_only() {
-    for (flags, out) in [("ff", "01"), ("02", "00"), ("01", "01"), ("00", "00")] {
+fn traceparent_injects_version_00_with_the_sampled_and_random_flags_only() {
+    for (flags, out) in [
+        ("ff", "03"),
+        ("02", "02"),
+        ("01", "01"),
+        ("00", "00"),
+        ("fc", "00"),
+    ] {
         let got = tp(&format!("cc-{TRACE}-{SPAN}-{flags}-future")).unwrap();
         let headers = injected(Propagator::TraceContext, got.as_context());
         assert_eq!(
@@ -806,6 +863,7 @@ fn xtrace_injects_lower_case_and_the_sampled_flag() {
         trace_id: TRACE_ID,
         span_id: SPAN_ID,
         sampled: false,
+        random: true,
         tracestate: Some("foo=1"),
     };
     assert_eq!(
@@ -910,6 +968,7 @@ fn inject_all_writes_every_format() {
         trace_id: TRACE_ID,
         span_id: SPAN_ID,
         sampled: true,
+        random: false,
         tracestate: Some("foo=1"),
     };
     let mut names = Vec::new();
@@ -938,11 +997,12 @@ fn inject_all_writes_every_format() {
 #[test]
 fn round_trips_for_every_format() {
     for p in ALL {
-        for sampled in [true, false] {
+        for (sampled, random) in [(true, false), (false, false), (true, true), (false, true)] {
             let c = Context {
                 trace_id: TRACE_ID,
                 span_id: SPAN_ID,
                 sampled,
+                random,
                 tracestate: Some("foo=1,bar=2"),
             };
             let got = round_trip(p, c).unwrap();
@@ -950,6 +1010,8 @@ fn round_trips_for_every_format() {
                 (got.trace_id, got.span_id, got.sampled),
                 (TRACE_ID, SPAN_ID, sampled)
             );
+            // Only W3C carries the random flag.
+            assert_eq!(got.random, random && p == Propagator::TraceContext, "{p}");
             let state = (p == Propagator::TraceContext).then(|| "foo=1,bar=2".to_string());
             assert_eq!(got.tracestate, state, "{p}");
         }
@@ -1085,15 +1147,17 @@ proptest! {
         trace in nonzero_trace(),
         span in nonzero_span(),
         sampled in any::<bool>(),
+        random in any::<bool>(),
         state in proptest::option::of(valid_tracestate()),
         which in 0usize..4,
     ) {
         let p = ALL[which];
-        let c = Context { trace_id: trace, span_id: span, sampled, tracestate: state.as_deref() };
+        let c = Context { trace_id: trace, span_id: span, sampled, random, tracestate: state.as_deref() };
         let got = round_trip(p, c).expect("what we inject we extract");
         prop_assert_eq!((got.trace_id, got.span_id, got.sampled), (trace, span, sampled));
         if p == Propagator::TraceContext {
             prop_assert_eq!(got.tracestate, state);
+            prop_assert_eq!(got.random, random);
         }
     }
 

@@ -174,6 +174,7 @@ pub fn _start_server_span<'py>(
             trace_id: ctx.trace_id,
             span_id: ctx.span_id,
             sampled: ctx.sampled,
+            random: ctx.random,
             remote: true,
             tracestate: ctx.tracestate.as_deref().map(std::sync::Arc::from),
         })

@@ -56,6 +56,8 @@ struct Inherited {
     trace_id: TraceId,
     span_id: SpanId,
     sampled: bool,
+    /// The trace's W3C `random` flag, passed on unchanged.
+    random: bool,
     remote: bool,
     /// Set when the parent belongs to another service traced in this process.
     service: Option<CompactString>,
@@ -76,6 +78,7 @@ fn inherit_from_span(me: &Py<TracerCore>, parent: &SpanPy) -> Inherited {
         trace_id: parent.trace_id,
         span_id: parent.span_id,
         sampled: parent.sampled,
+        random: parent.random,
         remote: false,
         service,
         tracestate: parent.tracestate.clone(),
@@ -88,6 +91,7 @@ fn inherit_remote(r: RemoteParent) -> Inherited {
         trace_id: r.trace_id,
         span_id: r.span_id,
         sampled: r.sampled,
+        random: r.random,
         remote: r.remote,
         service: None,
         tracestate: r.tracestate,
@@ -159,6 +163,9 @@ pub fn new_span<'py>(
             (trace_id, c.sampler.sample_new_trace(trace_id))
         }
     };
+    // W3C Level 2: a trace this process starts has a random id (ids.rs),
+    // so it carries the random flag; a continued trace keeps its own.
+    let random = inherited.as_ref().is_none_or(|p| p.random);
     let local_root = inherited.as_ref().is_none_or(|p| p.remote);
     let tracestate = inherited.as_ref().and_then(|p| p.tracestate.clone());
     if !sampled && (c.disabled || !c.collector.config.tail.enabled()) {
@@ -173,7 +180,7 @@ pub fn new_span<'py>(
             local_root,
             clock::monotonic_coarse_ns(),
         )
-        .with_tracestate(tracestate);
+        .with_trace_flags(random, tracestate);
         return Ok(span);
     }
     let pool = &c.collector.pipeline().pool;
@@ -187,6 +194,7 @@ pub fn new_span<'py>(
         None => pool.record(trace_id, None, name),
     };
     record.sampled = sampled;
+    record.random = random;
     record.is_local_root = local_root;
     record.kind = kind;
     record.tracestate.clone_from(&tracestate);
@@ -207,5 +215,5 @@ pub fn new_span<'py>(
     record.start_mono = mono;
     record.start_ns = clock::to_wall_ns(mono);
     c.collector.span_started(record.is_local_root);
-    Ok(SpanPy::new(core.clone_ref(py), record).with_tracestate(tracestate))
+    Ok(SpanPy::new(core.clone_ref(py), record).with_trace_flags(random, tracestate))
 }

@@ -74,8 +74,11 @@ pub struct SpanPy {
     pub span_id: SpanId,
     pub parent_id: Option<SpanId>,
     pub sampled: bool,
+    /// The trace's W3C Level 2 `random` flag, passed on by `inject` (see
+    /// [`SpanPy::with_trace_flags`]).
+    pub random: bool,
     /// The W3C `tracestate` this span's trace arrived with, passed on by
-    /// `inject` (see [`SpanPy::with_tracestate`]).
+    /// `inject` (see [`SpanPy::with_trace_flags`]).
     pub tracestate: Option<std::sync::Arc<str>>,
     /// Whether attributes, events and errors are kept (false for spans
     /// head-sampled out with no tail rules: they skip all conversion work).
@@ -97,6 +100,7 @@ impl SpanPy {
             span_id: record.span_id,
             parent_id: record.parent_id,
             sampled: record.sampled,
+            random: record.random,
             tracestate: None,
             recording: true,
             core,
@@ -126,6 +130,7 @@ impl SpanPy {
             span_id: SpanId::random(),
             parent_id,
             sampled: false,
+            random: false,
             tracestate: None,
             recording: false,
             core,
@@ -146,9 +151,15 @@ impl SpanPy {
         }
     }
 
-    /// Sets the `tracestate` to propagate: a span continuing a remote
-    /// context, or a child of a span that did, passes it on unchanged.
-    pub fn with_tracestate(mut self, tracestate: Option<std::sync::Arc<str>>) -> Self {
+    /// Sets what the span propagates of its trace besides the ids: the W3C
+    /// `random` flag and the `tracestate`. A span continuing a remote
+    /// context, or a child of a span that did, passes them on unchanged.
+    pub fn with_trace_flags(
+        mut self,
+        random: bool,
+        tracestate: Option<std::sync::Arc<str>>,
+    ) -> Self {
+        self.random = random;
         self.tracestate = tracestate;
         self
     }
@@ -196,6 +207,7 @@ impl SpanPy {
                 r.span_id = self.span_id;
                 r.kind = u.kind;
                 r.sampled = false;
+                r.random = self.random;
                 r.start_mono = u.start_mono;
                 r.start_ns = clock::to_wall_ns(u.start_mono);
                 r.end_mono = u.end_mono;
@@ -220,6 +232,7 @@ impl SpanPy {
             trace_id: self.trace_id,
             span_id: self.span_id,
             sampled: self.sampled,
+            random: self.random,
             tracestate: self.tracestate.as_deref(),
         }
     }
@@ -673,6 +686,7 @@ impl SpanPy {
             trace_id: self.trace_id,
             span_id: self.span_id,
             sampled: self.sampled,
+            random: self.random,
             remote: false,
             tracestate: self.tracestate.as_deref().map(str::to_owned),
         }
@@ -877,6 +891,7 @@ impl SpanPy {
                     self.trace_id,
                     self.span_id,
                     self.sampled,
+                    self.random,
                     self.tracestate.as_deref(),
                 )
                 .map(Bound::unbind)

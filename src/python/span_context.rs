@@ -14,6 +14,8 @@ pub struct RemoteParent {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub sampled: bool,
+    /// The W3C Level 2 `random` trace flag (see `propagation.rs`).
+    pub random: bool,
     /// A `SpanContext(is_remote=False)` continues a trace as a local parent.
     pub remote: bool,
     pub tracestate: Option<std::sync::Arc<str>>,
@@ -25,6 +27,9 @@ pub struct SpanContextPy {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub sampled: bool,
+    /// The W3C Level 2 `random` trace flag: the trace id's rightmost 7 bytes
+    /// are random.
+    pub random: bool,
     pub remote: bool,
     /// W3C `tracestate`, validated and normalised; never empty.
     pub tracestate: Option<String>,
@@ -37,6 +42,7 @@ impl SpanContextPy {
             trace_id: extracted.trace_id,
             span_id: extracted.span_id,
             sampled: extracted.sampled,
+            random: extracted.random,
             remote: true,
             tracestate: extracted.tracestate,
         }
@@ -48,6 +54,7 @@ impl SpanContextPy {
             trace_id: self.trace_id,
             span_id: self.span_id,
             sampled: self.sampled,
+            random: self.random,
             remote: self.remote,
             tracestate: self.tracestate.as_deref().map(std::sync::Arc::from),
         }
@@ -59,6 +66,7 @@ impl SpanContextPy {
             trace_id: self.trace_id,
             span_id: self.span_id,
             sampled: self.sampled,
+            random: self.random,
             tracestate: self.tracestate.as_deref(),
         }
     }
@@ -67,13 +75,14 @@ impl SpanContextPy {
 #[pymethods]
 impl SpanContextPy {
     #[new]
-    #[pyo3(signature = (trace_id, span_id, sampled=true, is_remote=true, tracestate=None))]
+    #[pyo3(signature = (trace_id, span_id, sampled=true, is_remote=true, tracestate=None, random=false))]
     fn py_new(
         trace_id: &str,
         span_id: &str,
         sampled: bool,
         is_remote: bool,
         tracestate: Option<&str>,
+        random: bool,
     ) -> PyResult<Self> {
         let trace = TraceId::from_hex(trace_id).ok_or_else(|| {
             PyValueError::new_err(format!(
@@ -100,6 +109,7 @@ impl SpanContextPy {
             trace_id: trace,
             span_id: span,
             sampled,
+            random,
             remote: is_remote,
             tracestate,
         })
@@ -126,6 +136,13 @@ impl SpanContextPy {
         self.sampled
     }
 
+    /// W3C Level 2: the trace id's rightmost 7 bytes are random (trace
+    /// flag 0x02).
+    #[getter]
+    fn random(&self) -> bool {
+        self.random
+    }
+
     #[getter]
     fn is_remote(&self) -> bool {
         self.remote
@@ -133,12 +150,12 @@ impl SpanContextPy {
 
     #[getter]
     fn trace_flags(&self) -> u8 {
-        u8::from(self.sampled)
+        propagation::trace_flags(self.sampled, self.random)
     }
 
     fn __repr__(&self) -> String {
         format!(
-            "SpanContext(trace_id='{}', span_id='{}', sampled={}, is_remote={}{})",
+            "SpanContext(trace_id='{}', span_id='{}', sampled={}, is_remote={}{}{})",
             self.trace_id,
             self.span_id,
             if self.sampled { "True" } else { "False" },
@@ -146,7 +163,8 @@ impl SpanContextPy {
             match &self.tracestate {
                 Some(state) => format!(", tracestate={}", python_str_repr(state)),
                 None => String::new(),
-            }
+            },
+            if self.random { ", random=True" } else { "" },
         )
     }
 }

@@ -53,6 +53,34 @@ use crate::query::Retention;
 
 pub use index::IndexCounters;
 
+/// What `crate::fuzzing` reaches of the receivers' private parsers.
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzzing {
+    use crate::analysis::SpanRow;
+
+    /// A Go duration in milliseconds (the query API's `minDuration`).
+    pub fn parse_go_duration(text: &str) -> Result<f64, String> {
+        super::query_api::parse_go_duration("duration", text).map_err(|e| format!("{e:?}"))
+    }
+
+    /// A request body after its `Content-Encoding`, inflated to at most
+    /// `limit` bytes (the edge's bounded decompression).
+    pub fn decode_body(body: &[u8], encoding: &str, limit: usize) -> Result<Vec<u8>, String> {
+        let mut headers = hyper::HeaderMap::new();
+        if let Ok(value) = hyper::header::HeaderValue::from_str(encoding) {
+            headers.insert(hyper::header::CONTENT_ENCODING, value);
+        }
+        super::edge::decode(bytes::Bytes::copy_from_slice(body), &headers, limit)
+            .map(|b| b.to_vec())
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    /// `POST /api/v2/spans`: the records a Zipkin body makes.
+    pub fn zipkin_rows(body: &[u8]) -> Result<Vec<SpanRow>, String> {
+        super::zipkin_receiver::decode(body)
+    }
+}
+
 /// 20 MiB, the OpenTelemetry Collector's default request limit.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 20 * 1024 * 1024;
 

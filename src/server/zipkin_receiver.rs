@@ -53,15 +53,16 @@ struct Annotation {
 }
 
 pub fn receive(state: &State, body: &Bytes) -> Result<Reply, Reject> {
-    let spans: Vec<ZipkinSpan> = serde_json::from_slice(body)
-        .map_err(|e| Reject::bad_request(format!("not a Zipkin v2 JSON list of spans: {e}")))?;
-    let rows = spans
-        .into_iter()
-        .map(row)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Reject::bad_request)?;
+    let rows = decode(body).map_err(Reject::bad_request)?;
     state.store_received(rows, 0)?;
     Ok(reply(hyper::StatusCode::ACCEPTED, "text/plain", ""))
+}
+
+/// A request body's spans as records, or why the batch is refused.
+pub(crate) fn decode(body: &[u8]) -> Result<Vec<SpanRow>, String> {
+    let spans: Vec<ZipkinSpan> = serde_json::from_slice(body)
+        .map_err(|e| format!("not a Zipkin v2 JSON list of spans: {e}"))?;
+    spans.into_iter().map(row).collect()
 }
 
 /// A 16-digit Zipkin trace id is the low half of a 128-bit one.

@@ -32,6 +32,7 @@ use pyo3::types::{PyDict, PyString, PyType};
 
 use crate::attributes::{Attributes, Limits};
 use crate::ids::{SpanId, TraceId};
+use crate::propagation;
 use crate::span::{Link, SpanKind, Status};
 
 use super::context;
@@ -43,8 +44,9 @@ use super::span_context::SpanContextPy;
 /// What the bridge uses of `opentelemetry.trace`, imported once.
 struct Api {
     span_context: Py<PyType>,
-    /// `TraceFlags(0)` and `TraceFlags(1)` (`TraceFlags.SAMPLED`).
-    trace_flags: [Py<PyAny>; 2],
+    /// `TraceFlags(0)` to `TraceFlags(3)`, indexed by the flags byte
+    /// (sampled 0x01, W3C Level 2 random 0x02).
+    trace_flags: [Py<PyAny>; 4],
     trace_state: Py<PyType>,
     default_trace_state: Py<PyAny>,
     /// The `SpanKind` members in [`SpanKind`]'s order.
@@ -75,7 +77,12 @@ fn api(py: Python<'_>) -> PyResult<&Api> {
                 .getattr("SpanContext")?
                 .cast_into::<PyType>()?
                 .unbind(),
-            trace_flags: [flags.call1((0,))?.unbind(), flags.call1((1,))?.unbind()],
+            trace_flags: [
+                flags.call1((0,))?.unbind(),
+                flags.call1((1,))?.unbind(),
+                flags.call1((2,))?.unbind(),
+                flags.call1((3,))?.unbind(),
+            ],
             trace_state: trace.getattr("TraceState")?.cast_into::<PyType>()?.unbind(),
             default_trace_state: trace.getattr("DEFAULT_TRACE_STATE")?.unbind(),
             span_kinds: [
@@ -167,6 +174,7 @@ pub fn span_context<'py>(
     trace_id: TraceId,
     span_id: SpanId,
     sampled: bool,
+    random: bool,
     tracestate: Option<&str>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let api = api(py)?;
@@ -181,7 +189,7 @@ pub fn span_context<'py>(
         trace_id.0,
         span_id.0,
         false,
-        api.trace_flags[usize::from(sampled)].bind(py),
+        api.trace_flags[usize::from(propagation::trace_flags(sampled, random))].bind(py),
         state,
     ))
 }
@@ -210,7 +218,8 @@ fn read_span_context(ctx: &Bound<'_, PyAny>) -> PyResult<Option<RemoteParent>> {
     Ok(Some(RemoteParent {
         trace_id: TraceId(trace_id),
         span_id: SpanId(span_id),
-        sampled: flags & 1 == 1,
+        sampled: flags & i64::from(propagation::FLAG_SAMPLED) != 0,
+        random: flags & i64::from(propagation::FLAG_RANDOM) != 0,
         remote: is_remote,
         tracestate,
     }))
@@ -282,11 +291,17 @@ pub fn link(
 ) -> PyResult<Option<Link>> {
     let linked = if let Ok(span) = target.cast::<SpanPy>() {
         let s = span.get();
-        Some((s.trace_id, s.span_id, s.sampled, s.tracestate.clone()))
+        Some((
+            s.trace_id,
+            s.span_id,
+            s.sampled,
+            s.random,
+            s.tracestate.clone(),
+        ))
     } else if let Ok(ctx) = target.cast::<SpanContextPy>() {
         let c = ctx.get();
         let state = c.tracestate.as_deref().map(Arc::from);
-        Some((c.trace_id, c.span_id, c.sampled, state))
+        Some((c.trace_id, c.span_id, c.sampled, c.random, state))
     } else {
         let not_a_context = || {
             PyTypeError::new_err(format!(
@@ -303,9 +318,9 @@ pub fn link(
         }
         read_span_context(target)
             .map_err(|_| not_a_context())?
-            .map(|p| (p.trace_id, p.span_id, p.sampled, p.tracestate))
+            .map(|p| (p.trace_id, p.span_id, p.sampled, p.random, p.tracestate))
     };
-    let Some((trace_id, span_id, sampled, tracestate)) = linked else {
+    let Some((trace_id, span_id, sampled, random, tracestate)) = linked else {
         return Ok(None);
     };
     let mut link_attributes = Attributes::default();
@@ -321,6 +336,7 @@ pub fn link(
         trace_id,
         span_id,
         sampled,
+        random,
         tracestate,
         attributes: link_attributes,
     }))

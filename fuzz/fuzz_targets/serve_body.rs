@@ -1,0 +1,6 @@
+#![no_main]
+//! See `_core::fuzzing::serve_body` for what this target checks.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| _core::fuzzing::serve_body(data));

@@ -1,0 +1,6 @@
+#![no_main]
+//! See `_core::fuzzing::zipkin` for what this target checks.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| _core::fuzzing::zipkin(data));
