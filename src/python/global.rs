@@ -10,7 +10,7 @@
 //! after, so a child never inherits it held, whatever the interpreter's
 //! threading model (see ARCHITECTURE.md, "Fork").
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockWriteGuard};
 use pyo3::prelude::*;
 
 use super::tracer::TracerPy;
@@ -44,14 +44,8 @@ pub fn _global_tracer(py: Python<'_>) -> Option<Py<TracerPy>> {
     existing(py)
 }
 
-/// Holds the lock across `fork()`: taken before, released after.
-pub fn lock_for_fork() {
-    std::mem::forget(GLOBAL_TRACER.write());
-}
-
-/// Releases what `lock_for_fork` took, in the parent and in the child.
-pub fn unlock_after_fork() {
-    // SAFETY: `lock_for_fork` took the write lock in this thread and
-    // forgot the guard; the child's only thread is the one that forked.
-    unsafe { GLOBAL_TRACER.force_unlock_write() };
+/// Takes the lock to hold across `fork()`; dropping the guard after fork
+/// releases it (see `fork.rs`).
+pub fn lock_for_fork() -> RwLockWriteGuard<'static, Option<Py<TracerPy>>> {
+    GLOBAL_TRACER.write()
 }
