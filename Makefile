@@ -78,18 +78,19 @@ loom:
 	LOOM_MAX_PREEMPTIONS=3 RUSTFLAGS="--cfg ferrotrace_loom" CARGO_TARGET_DIR=target/loom \
 		cargo test -q --lib loom_
 
-# The core's unit tests (no Python) under memcheck, built with the
-# `valgrind` profile (Cargo.toml): any error or definite leak fails. Two
-# tests are left out, for time only (they pass natively): a million spans
-# through the pipeline, and a gzip file cut at every 7th byte. Property
-# tests run 16 cases instead of 256.
-VALGRIND_SKIP := --skip writer_sustains_a_million_spans \
-	--skip a_truncated_gz_gives_its_readable_lines_and_counts_the_rest
+# The core's unit tests (no Python) under memcheck, all of them, built with
+# the `valgrind` profile (Cargo.toml; unoptimised gzip would take hours):
+# any memory error or definite leak fails, no suppressions. "Possibly lost"
+# blocks are not shown: they belong to background threads still running at
+# exit (never joined past a deadline, by design: ARCHITECTURE.md, "Exit").
+# Property tests run 16 cases instead of 256. One test is left out: it
+# asserts a 50 ms slack on a deadline, which valgrind's slowdown exceeds.
+VALGRIND_SKIP := --skip export::retry::tests::retries_stop_at_the_deadline
 valgrind:
 	cargo test -q --profile valgrind --lib --no-run
 	bin=$$(cargo test --profile valgrind --lib --no-run 2>&1 | sed -n 's/.*Executable unittests src\/lib.rs (\(.*\))/\1/p'); \
 	PROPTEST_CASES=16 valgrind -q --error-exitcode=1 --leak-check=full \
-		--errors-for-leak-kinds=definite --suppressions=valgrind.supp \
+		--show-leak-kinds=definite --errors-for-leak-kinds=definite \
 		$$bin --test-threads=2 -q $(VALGRIND_SKIP)
 
 clean:
