@@ -63,11 +63,11 @@ pub fn _after_fork_in_parent() {
 
 /// Called in the child after `os.fork()`.
 #[pyfunction]
-pub fn _after_fork_in_child() {
+pub fn _after_fork_in_child(py: Python<'_>) {
     release_fork_locks();
     FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
     ids::reseed_after_fork();
-    for collector in registry::live_collectors() {
+    for collector in registry::live_collectors(py) {
         collector.reset_after_fork();
     }
 }
