@@ -3,9 +3,8 @@
 //! traced call of a function decorated without a tracer).
 //!
 //! Every access holds the GIL and never waits for it while holding the
-//! lock, so the lock is never contended with the GIL (and the GIL must not
-//! be released while waiting for it: a reader waiting with the GIL held
-//! would deadlock with a holder waiting for the GIL). Fork: `_before_fork`
+//! lock; and only the fork hooks wait for the lock with the GIL held
+//! (`read`/`write` below release it while they wait). Fork: `_before_fork`
 //! takes it (write) in the forking thread and both processes release it
 //! after, so a child never inherits it held, whatever the interpreter's
 //! threading model (see ARCHITECTURE.md, "Fork").

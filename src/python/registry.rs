@@ -15,10 +15,10 @@ use pyo3::prelude::*;
 use crate::collector::Collector;
 
 pub(super) static FORK_EPOCH: AtomicU32 = AtomicU32::new(0);
-/// Only ever locked with the GIL held, so never contended: it never parks,
-/// and so never touches parking_lot's global table (which is not fork-safe;
-/// see `sync.rs`). It is a parking_lot lock for `force_unlock`, which the
-/// fork hooks need.
+/// Only ever held with the GIL held, and never waited for with the GIL held
+/// except by the fork hooks (`lock` below): so it never parks, and never
+/// touches parking_lot's global table (which is not fork-safe; see
+/// `sync.rs`). The fork hooks hold its guard across `fork()` (`fork.rs`).
 pub(super) static REGISTRY: Mutex<Vec<Weak<Collector>>> = Mutex::new(Vec::new());
 
 /// Increments in every forked child; a span remembers the epoch it started in.
