@@ -13,7 +13,7 @@
 //! the old one is deliberately leaked: see [`Collector::reset_after_fork`].
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -25,12 +25,14 @@ use crossbeam_queue::ArrayQueue;
 use crate::buffer::{FinishedSpan, SpanBuffer};
 use crate::clock;
 use crate::config::Config;
+use crate::flush::FlushTickets;
 use crate::ids::TraceId;
 use crate::live::LiveAnalysis;
 use crate::metrics::{Counters, MetricsSnapshot};
 use crate::pool::RecordPool;
 use crate::sinks::worker::SinkWorker;
 use crate::sinks::{self, Batch};
+use crate::slot::LeakySlot;
 use crate::span::Status;
 use crate::warnings::Warnings;
 
@@ -82,9 +84,7 @@ pub struct Pipeline {
     pub counters: Counters,
     sinks: Vec<SinkWorker>,
     worker: OnceLock<Thread>,
-    flush_requested: AtomicU64,
-    flush_done: Mutex<u64>,
-    flush_cond: Condvar,
+    flush: FlushTickets,
     shutdown: AtomicBool,
     /// When sinks must give up at shutdown (set by `shutdown`, or on drop).
     shutdown_deadline: Mutex<Option<Instant>>,
@@ -98,7 +98,7 @@ pub struct Pipeline {
 pub struct Collector {
     pub config: Config,
     make_sinks: Box<SinkFactory>,
-    pipeline: AtomicPtr<Pipeline>,
+    pipeline: LeakySlot<Pipeline>,
 }
 
 impl Collector {
@@ -113,16 +113,13 @@ impl Collector {
         Arc::new(Collector {
             config,
             make_sinks,
-            pipeline: AtomicPtr::new(Arc::into_raw(pipeline) as *mut Pipeline),
+            pipeline: LeakySlot::new(pipeline),
         })
     }
 
     #[inline]
     pub fn pipeline(&self) -> &Pipeline {
-        // SAFETY: the pointer always comes from `Arc::into_raw` and the
-        // pipeline it points to is never freed while `self` lives: it is
-        // released in `Drop`, and one replaced after fork is leaked.
-        unsafe { &*self.pipeline.load(Ordering::Acquire) }
+        self.pipeline.get()
     }
 
     /// Counts a span that just started.
@@ -213,21 +210,19 @@ impl Collector {
     /// Must only be called in the child right after fork, while it has a
     /// single thread.
     pub fn reset_after_fork(&self) {
-        let fresh = Arc::into_raw(Pipeline::start(&self.config, &self.make_sinks)) as *mut Pipeline;
         // The old pipeline is leaked on purpose: touching its queues or
         // locks could spin or deadlock, and freeing it would free memory the
         // old threads' (non-existent) state still points into.
-        self.pipeline.store(fresh, Ordering::Release);
+        self.pipeline
+            .replace_leaking(Pipeline::start(&self.config, &self.make_sinks));
     }
 }
 
 impl Drop for Collector {
     fn drop(&mut self) {
-        let ptr = self.pipeline.load(Ordering::Acquire);
-        // SAFETY: matches the `Arc::into_raw` that produced `ptr`.
-        let pipeline = unsafe { Arc::from_raw(ptr) };
         // The collector thread keeps its own Arc: it drains what is left,
-        // tells the sinks to finish, and exits.
+        // tells the sinks to finish, and exits. The slot releases ours after.
+        let pipeline = self.pipeline.get();
         pipeline
             .shutdown_deadline
             .lock()
@@ -270,9 +265,7 @@ impl Pipeline {
             counters: Counters::default(),
             sinks,
             worker: OnceLock::new(),
-            flush_requested: AtomicU64::new(0),
-            flush_done: Mutex::new(0),
-            flush_cond: Condvar::new(),
+            flush: FlushTickets::new(),
             shutdown: AtomicBool::new(false),
             shutdown_deadline: Mutex::new(None),
             stopped: Mutex::new(false),
@@ -361,12 +354,9 @@ impl Pipeline {
             return self.buffer.is_empty() && self.sinks.iter().all(|s| s.queued_spans() == 0);
         }
         let losses_before = self.losses();
-        let ticket = self.flush_requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let ticket = self.flush.take();
         self.wake();
-        if !self
-            .flush_cond
-            .wait_for(&self.flush_done, deadline, |done| *done >= ticket)
-        {
+        if !self.flush.wait(ticket, deadline) {
             return false;
         }
         // The collector passed the ticket on to every sink with the batches
@@ -435,19 +425,23 @@ impl CollectorThread {
             if !busy {
                 thread::park_timeout(self.interval);
             }
-            // Read before draining: every span finished before a flush
-            // request was pushed before the request, so this drain sees it.
-            let requested = self.pipeline.flush_requested.load(Ordering::SeqCst);
-            let shutting_down = self.pipeline.shutdown.load(Ordering::Acquire);
-            let drained = self.drain_all();
-            self.close_lost_traces(false);
-            if requested > *self.pipeline.flush_done.lock() {
-                for sink in &self.pipeline.sinks {
-                    sink.request_flush(requested);
-                }
-                *self.pipeline.flush_done.lock() = requested;
-                self.pipeline.flush_cond.notify_all();
-            }
+            // Every span finished before a flush request was pushed before
+            // the request, so the round's drain sees it; the ticket goes on
+            // to every sink behind the batches it covers.
+            let pipeline = Arc::clone(&self.pipeline);
+            let (shutting_down, drained) = pipeline.flush.round(
+                || {
+                    let shutting_down = pipeline.shutdown.load(Ordering::Acquire);
+                    let drained = self.drain_all();
+                    self.close_lost_traces(false);
+                    (shutting_down, drained)
+                },
+                |ticket| {
+                    for sink in &pipeline.sinks {
+                        sink.request_flush(ticket);
+                    }
+                },
+            );
             if shutting_down && self.pipeline.buffer.is_empty() {
                 break;
             }
@@ -469,8 +463,7 @@ impl CollectorThread {
         *self.pipeline.stopped.lock() = true;
         self.pipeline.stopped_cond.notify_all();
         // Anyone still waiting on a flush is answered: nothing more will come.
-        *self.pipeline.flush_done.lock() = u64::MAX;
-        self.pipeline.flush_cond.notify_all();
+        self.pipeline.flush.close();
     }
 
     /// Closes the traces whose local root the buffer refused (and, at exit,
@@ -582,11 +575,11 @@ impl CollectorThread {
         if batch.spans.is_empty() && batch.summaries.is_empty() {
             return;
         }
-        let batch = Arc::new(batch);
+        let batch = crate::sync::Arc::new(batch);
         for sink in &pipeline.sinks {
             sink.offer(&batch);
         }
-        if let Ok(batch) = Arc::try_unwrap(batch) {
+        if let Ok(batch) = crate::sync::Arc::try_unwrap(batch) {
             for span in batch.spans {
                 pipeline.pool.recycle(span);
             }

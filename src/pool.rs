@@ -4,8 +4,8 @@
 //! bounced between the traced thread (which would allocate) and the writer
 //! (which would free), which halved the writer's throughput before.
 
+use crate::sync::ArrayQueue;
 use compact_str::CompactString;
-use crossbeam_queue::ArrayQueue;
 use triomphe::{Arc, UniqueArc};
 
 use crate::ids::{SpanId, TraceId};

@@ -87,9 +87,12 @@ impl OtelContext {
             // lookup): make the instance with dict's own constructor and
             // merge, which is what that call ends up doing.
             (Some(dict_new), Ok(current)) => {
-                // SAFETY: `dict_new` is dict's tp_new, which `Context`
-                // inherits (checked at install); it takes (type, args, kwargs)
-                // and returns a new reference or NULL with an error set.
+                // SAFETY: the GIL is held (`py`). `dict_new` is dict's
+                // tp_new, which `Context` inherits unchanged along with
+                // tp_init (checked at install, else `dict_new` is None); it
+                // takes (type, args, kwargs), reads neither args nor a NULL
+                // kwargs, and returns a new reference or NULL with an error
+                // set. `args` (the empty tuple, or NULL) is released once.
                 let made = unsafe {
                     let args = ffi::PyTuple_New(0);
                     let made = dict_new(
@@ -261,7 +264,9 @@ pub fn install_otel(py: Python<'_>) -> PyResult<()> {
             .cast_into::<PyString>()?
             .unbind();
         let context_type = context.getattr("Context")?.cast_into::<PyType>()?;
-        // SAFETY: reading two slots of live type objects.
+        // SAFETY: reads only, with the GIL held: `PyDict_Type` is a static
+        // type object and `context_type` a live one held by this scope;
+        // the slots are compared as addresses, never called here.
         let dict_new = unsafe {
             let dict = &*std::ptr::addr_of!(ffi::PyDict_Type);
             let ours = &*context_type.as_type_ptr();

@@ -257,9 +257,17 @@ pub fn for_each_item(
         let mut pos: ffi::Py_ssize_t = 0;
         let mut key: *mut ffi::PyObject = std::ptr::null_mut();
         let mut value: *mut ffi::PyObject = std::ptr::null_mut();
-        // SAFETY: `dict` is a dict; PyDict_Next fills borrowed references,
-        // which are made owned (incref) before anything else runs.
+        // (PyO3's safe `PyDict::iter` panics when the dict changes size
+        // under it, and that panic would reach traced code.)
+        //
+        // SAFETY: `dict` is an exact dict kept alive by `mapping`, and the
+        // GIL is held (`py`); `pos`, `key` and `value` are valid out
+        // pointers. PyDict_Next bounds `pos` by the table it reads at each
+        // call, so a dict changed by `f` is never read past its end.
         while unsafe { ffi::PyDict_Next(dict.as_ptr(), &mut pos, &mut key, &mut value) } != 0 {
+            // SAFETY: on a non-zero return both are borrowed references to
+            // live objects; `from_borrowed_ptr` increfs them at once, before
+            // `f` (the only code that could drop them from the dict) runs.
             let (k, v) = unsafe {
                 (
                     Bound::from_borrowed_ptr(py, key),

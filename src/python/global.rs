@@ -3,23 +3,44 @@
 //! traced call of a function decorated without a tracer).
 //!
 //! Every access holds the GIL and never waits for it while holding the
-//! lock, so the lock is never contended with the GIL (and the GIL must not
-//! be released while waiting for it: a reader waiting with the GIL held
-//! would deadlock with a holder waiting for the GIL). Fork: `_before_fork`
+//! lock; and only the fork hooks wait for the lock with the GIL held
+//! (`read`/`write` below release it while they wait). Fork: `_before_fork`
 //! takes it (write) in the forking thread and both processes release it
 //! after, so a child never inherits it held, whatever the interpreter's
 //! threading model (see ARCHITECTURE.md, "Fork").
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use pyo3::prelude::*;
 
 use super::tracer::TracerPy;
 
 static GLOBAL_TRACER: RwLock<Option<Py<TracerPy>>> = RwLock::new(None);
 
+/// Never waits for the lock with the GIL held: the fork hooks hold it
+/// (write) across `fork()` while Python code runs between them, so the GIL
+/// can pass to a thread that must not then block here holding it (see
+/// `registry::lock`).
+fn read(py: Python<'_>) -> RwLockReadGuard<'static, Option<Py<TracerPy>>> {
+    loop {
+        if let Some(guard) = GLOBAL_TRACER.try_read() {
+            return guard;
+        }
+        py.detach(std::thread::yield_now);
+    }
+}
+
+fn write(py: Python<'_>) -> RwLockWriteGuard<'static, Option<Py<TracerPy>>> {
+    loop {
+        if let Some(guard) = GLOBAL_TRACER.try_write() {
+            return guard;
+        }
+        py.detach(std::thread::yield_now);
+    }
+}
+
 /// The global tracer, configured from the environment on first use.
 pub fn tracer(py: Python<'_>) -> PyResult<Bound<'_, TracerPy>> {
-    if let Some(t) = GLOBAL_TRACER.read().as_ref() {
+    if let Some(t) = read(py).as_ref() {
         return Ok(t.bind(py).clone());
     }
     // `ferrotrace.get_tracer()` creates it and registers it through
@@ -30,12 +51,12 @@ pub fn tracer(py: Python<'_>) -> PyResult<Bound<'_, TracerPy>> {
 
 /// The global tracer if one exists (never creates it).
 pub fn existing(py: Python<'_>) -> Option<Py<TracerPy>> {
-    GLOBAL_TRACER.read().as_ref().map(|t| t.clone_ref(py))
+    read(py).as_ref().map(|t| t.clone_ref(py))
 }
 
 #[pyfunction]
-pub fn _set_global_tracer(tracer: Option<Py<TracerPy>>) {
-    let previous = std::mem::replace(&mut *GLOBAL_TRACER.write(), tracer);
+pub fn _set_global_tracer(py: Python<'_>, tracer: Option<Py<TracerPy>>) {
+    let previous = std::mem::replace(&mut *write(py), tracer);
     drop(previous);
 }
 
@@ -44,14 +65,8 @@ pub fn _global_tracer(py: Python<'_>) -> Option<Py<TracerPy>> {
     existing(py)
 }
 
-/// Holds the lock across `fork()`: taken before, released after.
-pub fn lock_for_fork() {
-    std::mem::forget(GLOBAL_TRACER.write());
-}
-
-/// Releases what `lock_for_fork` took, in the parent and in the child.
-pub fn unlock_after_fork() {
-    // SAFETY: `lock_for_fork` took the write lock in this thread and
-    // forgot the guard; the child's only thread is the one that forked.
-    unsafe { GLOBAL_TRACER.force_unlock_write() };
+/// Takes the lock to hold across `fork()`; dropping the guard after fork
+/// releases it (see `fork.rs`).
+pub fn lock_for_fork() -> RwLockWriteGuard<'static, Option<Py<TracerPy>>> {
+    GLOBAL_TRACER.write()
 }

@@ -8,17 +8,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::collector::Collector;
 
 pub(super) static FORK_EPOCH: AtomicU32 = AtomicU32::new(0);
-/// Only ever locked with the GIL held, so never contended: it never parks,
-/// and so never touches parking_lot's global table (which is not fork-safe;
-/// see `sync.rs`). It is a parking_lot lock for `force_unlock`, which the
-/// fork hooks need.
+/// Only ever held with the GIL held, and never waited for with the GIL held
+/// except by the fork hooks (`lock` below): so it never parks, and never
+/// touches parking_lot's global table (which is not fork-safe; see
+/// `sync.rs`). The fork hooks hold its guard across `fork()` (`fork.rs`).
 pub(super) static REGISTRY: Mutex<Vec<Weak<Collector>>> = Mutex::new(Vec::new());
 
 /// Increments in every forked child; a span remembers the epoch it started in.
@@ -27,14 +27,28 @@ pub fn epoch() -> u32 {
     FORK_EPOCH.load(Ordering::Relaxed)
 }
 
-pub fn register(collector: &Arc<Collector>) {
-    let mut registry = REGISTRY.lock();
+/// Takes the registry, never waiting for it with the GIL held. The fork
+/// hooks hold it across `fork()`, and Python code runs between them (the
+/// hooks' own frames, other modules' hooks), so the GIL can pass to another
+/// thread meanwhile: one that then blocked here holding the GIL would keep
+/// the forking thread from ever reaching the hook that releases it.
+fn lock(py: Python<'_>) -> MutexGuard<'static, Vec<Weak<Collector>>> {
+    loop {
+        if let Some(guard) = REGISTRY.try_lock() {
+            return guard;
+        }
+        py.detach(std::thread::yield_now);
+    }
+}
+
+pub fn register(py: Python<'_>, collector: &Arc<Collector>) {
+    let mut registry = lock(py);
     registry.retain(|w| w.strong_count() > 0);
     registry.push(Arc::downgrade(collector));
 }
 
-pub fn live_collectors() -> Vec<Arc<Collector>> {
-    REGISTRY.lock().iter().filter_map(Weak::upgrade).collect()
+pub fn live_collectors(py: Python<'_>) -> Vec<Arc<Collector>> {
+    lock(py).iter().filter_map(Weak::upgrade).collect()
 }
 
 pub fn timeout_arg(timeout: f64) -> PyResult<Duration> {
@@ -52,7 +66,7 @@ pub fn timeout_arg(timeout: f64) -> PyResult<Duration> {
 #[pyo3(signature = (timeout=5.0))]
 pub fn _shutdown_all(py: Python<'_>, timeout: f64) -> PyResult<bool> {
     let deadline = Instant::now() + timeout_arg(timeout)?;
-    let collectors = live_collectors();
+    let collectors = live_collectors(py);
     Ok(py.detach(|| {
         collectors.iter().all(|c| {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -66,7 +80,7 @@ pub fn _shutdown_all(py: Python<'_>, timeout: f64) -> PyResult<bool> {
 #[pyo3(signature = (timeout=5.0))]
 pub fn _flush_all(py: Python<'_>, timeout: f64) -> PyResult<bool> {
     let deadline = Instant::now() + timeout_arg(timeout)?;
-    let collectors = live_collectors();
+    let collectors = live_collectors(py);
     Ok(py.detach(|| {
         collectors.iter().all(|c| {
             let left = deadline.saturating_duration_since(Instant::now());

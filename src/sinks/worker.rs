@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use crate::flush::FlushTickets;
 use crate::sync::{Condvar, Mutex};
 
 use super::{Batch, Delivery, Sink, SinkControl};
@@ -32,6 +33,10 @@ pub(crate) const BACKEND_WARNING: &str = "backend-warning";
 /// How long an idle sink thread sleeps before looking at its queue again
 /// (it is woken at once when a batch arrives).
 const IDLE_PARK: Duration = Duration::from_millis(500);
+
+/// A batch as the sinks share it; the last holder recycles its records.
+/// (loom's `Arc` under `--cfg ferrotrace_loom`: see `crate::sync`.)
+pub(crate) type SharedBatch = crate::sync::Arc<Batch>;
 
 /// What a sink did, as `metrics()` reports it.
 #[derive(Default)]
@@ -58,15 +63,13 @@ pub(crate) struct SinkCounters {
 struct Shared {
     name: &'static str,
     is_file: bool,
-    queue: Mutex<VecDeque<Arc<Batch>>>,
+    queue: Mutex<VecDeque<SharedBatch>>,
     queued_spans: AtomicUsize,
     capacity_spans: usize,
     counters: SinkCounters,
     control: SinkControl,
     thread: OnceLock<Thread>,
-    flush_requested: AtomicU64,
-    flush_done: Mutex<u64>,
-    flush_cond: Condvar,
+    flush: FlushTickets,
     shutdown: AtomicBool,
     stopped: Mutex<bool>,
     stopped_cond: Condvar,
@@ -114,9 +117,7 @@ impl SinkWorker {
             counters: SinkCounters::default(),
             control: SinkControl::new(Arc::clone(&warnings)),
             thread: OnceLock::new(),
-            flush_requested: AtomicU64::new(0),
-            flush_done: Mutex::new(0),
-            flush_cond: Condvar::new(),
+            flush: FlushTickets::new(),
             shutdown: AtomicBool::new(false),
             stopped: Mutex::new(false),
             stopped_cond: Condvar::new(),
@@ -138,7 +139,7 @@ impl SinkWorker {
             Err(e) => {
                 shared.shutdown.store(true, Ordering::Release);
                 *shared.stopped.lock() = true;
-                *shared.flush_done.lock() = u64::MAX;
+                shared.flush.close();
                 warnings.warn_once(
                     format!("{}-thread", shared.name),
                     format!(
@@ -192,7 +193,7 @@ impl SinkWorker {
 
     /// Queues a batch without waiting; a full queue (or a stopped sink)
     /// drops it, counted. Returns whether it was queued.
-    pub fn offer(&self, batch: &Arc<Batch>) -> bool {
+    pub fn offer(&self, batch: &SharedBatch) -> bool {
         let s = &self.shared;
         if let Some(inline) = &s.inline {
             return s.deliver_inline(inline, batch);
@@ -217,33 +218,29 @@ impl SinkWorker {
             return false;
         }
         s.queued_spans.fetch_add(n, Ordering::Relaxed);
-        s.queue.lock().push_back(Arc::clone(batch));
+        s.queue.lock().push_back(SharedBatch::clone(batch));
         drop(abandoned);
         s.wake();
         true
     }
 
     /// Asks the sink to report when everything queued so far is delivered
-    /// (`flush_done >= ticket`).
+    /// (its ticket is answered).
     pub fn request_flush(&self, ticket: u64) {
         let s = &self.shared;
+        s.flush.request(ticket);
         if s.inline.is_some() {
-            // Everything offered so far was delivered before `offer` returned.
-            let mut done = s.flush_done.lock();
-            *done = (*done).max(ticket);
-            drop(done);
-            s.flush_cond.notify_all();
+            // Everything offered so far was delivered before `offer`
+            // returned: the ticket is answered at once.
+            s.flush.round(|| (), |_| {});
             return;
         }
-        s.flush_requested.fetch_max(ticket, Ordering::SeqCst);
         s.wake();
     }
 
     /// Waits until the sink handled flush `ticket`, or `deadline`.
     pub fn wait_flushed(&self, ticket: u64, deadline: Instant) -> bool {
-        let s = &self.shared;
-        s.flush_cond
-            .wait_for(&s.flush_done, deadline, |done| *done >= ticket)
+        self.shared.flush.wait(ticket, deadline)
     }
 
     /// Tells the sink to deliver what it has, give up by `deadline`, and stop.
@@ -376,8 +373,7 @@ impl Shared {
     fn mark_stopped(&self) {
         *self.stopped.lock() = true;
         self.stopped_cond.notify_all();
-        *self.flush_done.lock() = u64::MAX;
-        self.flush_cond.notify_all();
+        self.flush.close();
     }
 
     fn wake(&self) {
@@ -387,7 +383,7 @@ impl Shared {
     }
 
     /// The next batch, now in flight; none once abandoned.
-    fn take(&self) -> Option<Arc<Batch>> {
+    fn take(&self) -> Option<SharedBatch> {
         let abandoned = self.abandoned.lock();
         if *abandoned {
             return None;
@@ -434,31 +430,32 @@ fn run(mut sink: Box<dyn Sink>, s: &Shared, pool: &RecordPool) {
     }
     let mut disabled = false;
     loop {
-        // Read before draining: a flush ticket is raised only after the
-        // batches it covers were queued, so this drain sees them.
-        let requested = s.flush_requested.load(Ordering::SeqCst);
-        let shutting_down = s.shutdown.load(Ordering::Acquire);
-        while let Some(batch) = s.take() {
-            let past_deadline = s.control.deadline().is_some_and(|d| Instant::now() >= d);
-            if disabled || past_deadline {
-                // A sink disabled by a panic loses what it is given.
-                let counter = if disabled {
-                    &s.counters.lost
-                } else {
-                    &s.counters.dropped_at_shutdown
-                };
-                s.settle(|| {
-                    counter.fetch_add(batch.spans.len() as u64, Ordering::Relaxed);
-                });
-            } else {
-                disabled = !s.deliver(sink.as_mut(), &batch);
-            }
-            recycle(batch, pool);
-        }
-        if requested > *s.flush_done.lock() {
-            *s.flush_done.lock() = requested;
-            s.flush_cond.notify_all();
-        }
+        // A flush ticket is raised only after the batches it covers were
+        // queued, so the round's drain sees them.
+        let shutting_down = s.flush.round(
+            || {
+                let shutting_down = s.shutdown.load(Ordering::Acquire);
+                while let Some(batch) = s.take() {
+                    let past_deadline = s.control.deadline().is_some_and(|d| Instant::now() >= d);
+                    if disabled || past_deadline {
+                        // A sink disabled by a panic loses what it is given.
+                        let counter = if disabled {
+                            &s.counters.lost
+                        } else {
+                            &s.counters.dropped_at_shutdown
+                        };
+                        s.settle(|| {
+                            counter.fetch_add(batch.spans.len() as u64, Ordering::Relaxed);
+                        });
+                    } else {
+                        disabled = !s.deliver(sink.as_mut(), &batch);
+                    }
+                    recycle(batch, pool);
+                }
+                shutting_down
+            },
+            |_| {},
+        );
         if shutting_down && (s.queue.lock().is_empty() || *s.abandoned.lock()) {
             break;
         }
@@ -502,8 +499,8 @@ fn record(s: &Shared, delivery: &Delivery, warnings: &Warnings) {
 }
 
 /// The last holder of a batch gives its records back for reuse.
-fn recycle(batch: Arc<Batch>, pool: &RecordPool) {
-    if let Ok(batch) = Arc::try_unwrap(batch) {
+fn recycle(batch: SharedBatch, pool: &RecordPool) {
+    if let Ok(batch) = SharedBatch::try_unwrap(batch) {
         for span in batch.spans {
             pool.recycle(span);
         }
@@ -568,8 +565,8 @@ mod tests {
         }
     }
 
-    fn batch(n: usize) -> Arc<Batch> {
-        Arc::new(Batch {
+    fn batch(n: usize) -> SharedBatch {
+        SharedBatch::new(Batch {
             spans: (0..n)
                 .map(|_| triomphe::Arc::new(SpanRecord::new(TraceId(1), None, "s".into())))
                 .collect(),
@@ -766,5 +763,50 @@ mod tests {
             w.begin_shutdown(Instant::now() + Duration::from_secs(1));
             assert!(w.wait_stopped(Instant::now() + Duration::from_secs(10)));
         }
+    }
+}
+
+/// Model check (`make check-deep`): the hand-back of a batch shared by
+/// several sinks, with loom's `Arc` (which also fails the model if a batch
+/// is never freed) and the real `recycle` and `RecordPool` code.
+#[cfg(all(test, ferrotrace_loom))]
+mod loom_model {
+    use super::*;
+    use crate::ids::TraceId;
+    use crate::span::SpanRecord;
+    use loom::thread;
+
+    #[test]
+    fn loom_the_last_holder_of_a_batch_recycles_its_records_once() {
+        loom::model(|| {
+            let pool = std::sync::Arc::new(RecordPool::new(8));
+            let batch = SharedBatch::new(Batch {
+                spans: (1..=2)
+                    .map(|id| triomphe::Arc::new(SpanRecord::new(TraceId(id), None, "s".into())))
+                    .collect(),
+                summaries: Vec::new(),
+            });
+            // Two sinks settle their copy while the collector lets go of its own.
+            let sinks: Vec<_> = (0..2)
+                .map(|_| {
+                    let (batch, pool) = (SharedBatch::clone(&batch), std::sync::Arc::clone(&pool));
+                    thread::spawn(move || recycle(batch, &pool))
+                })
+                .collect();
+            recycle(batch, &pool);
+            for sink in sinks {
+                sink.join().unwrap();
+            }
+            // Both records or none (when the last two let go at once, the
+            // records are freed instead), never one twice.
+            let available = pool.available();
+            assert!(
+                available == 0 || available == 2,
+                "{available} records recycled"
+            );
+            let a = pool.record(TraceId(7), None, "a".into());
+            let b = pool.record(TraceId(8), None, "b".into());
+            assert!(!std::ptr::eq(&*a, &*b), "one record handed out twice");
+        });
     }
 }
