@@ -146,7 +146,6 @@ impl OtelContext {
     }
 }
 
-#[cfg(not(feature = "abi3"))]
 fn own_var(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     CURRENT_SPAN
         .get_or_try_init(py, || {
@@ -160,25 +159,6 @@ fn own_var(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
         .map(|v| v.bind(py))
 }
 
-#[cfg(not(feature = "abi3"))]
-#[inline]
-fn own_get(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
-    var_get(own_var(py)?)
-}
-
-#[cfg(not(feature = "abi3"))]
-#[inline]
-fn own_set<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    var_set(own_var(py)?, value)
-}
-
-#[cfg(not(feature = "abi3"))]
-#[inline]
-fn own_reset(py: Python<'_>, token: &Bound<'_, PyAny>) -> PyResult<()> {
-    var_reset(own_var(py)?, token)
-}
-
-#[cfg(not(feature = "abi3"))]
 #[inline]
 fn var_get<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = var.py();
@@ -194,7 +174,6 @@ fn var_get<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> 
     Ok(unsafe { Bound::from_owned_ptr_or_opt(py, value) })
 }
 
-#[cfg(not(feature = "abi3"))]
 #[inline]
 fn var_set<'py>(var: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: `var` is a ContextVar; the result is a new reference or NULL with an error set.
@@ -206,7 +185,6 @@ fn var_set<'py>(var: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> PyResult<
     }
 }
 
-#[cfg(not(feature = "abi3"))]
 #[inline]
 fn var_reset(var: &Bound<'_, PyAny>, token: &Bound<'_, PyAny>) -> PyResult<()> {
     let py = var.py();
@@ -218,64 +196,6 @@ fn var_reset(var: &Bound<'_, PyAny>, token: &Bound<'_, PyAny>) -> PyResult<()> {
         );
     }
     Ok(())
-}
-
-// abi3 (limited API) experiment: the ContextVar C API is not in the limited
-// API, so the variable is used through its Python methods (bound once).
-#[cfg(feature = "abi3")]
-static OWN_METHODS: PyOnceLock<(Py<PyAny>, Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();
-
-#[cfg(feature = "abi3")]
-fn own_methods(py: Python<'_>) -> PyResult<&(Py<PyAny>, Py<PyAny>, Py<PyAny>)> {
-    OWN_METHODS.get_or_try_init(py, || {
-        let var = CURRENT_SPAN.get_or_try_init(py, || {
-            py.import("contextvars")?
-                .getattr("ContextVar")?
-                .call1(("ferrotrace_current_span",))
-                .map(Bound::unbind)
-        })?;
-        let var = var.bind(py);
-        Ok::<_, PyErr>((
-            var.getattr("get")?.unbind(),
-            var.getattr("set")?.unbind(),
-            var.getattr("reset")?.unbind(),
-        ))
-    })
-}
-
-#[cfg(feature = "abi3")]
-#[inline]
-fn own_get(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
-    let value = own_methods(py)?.0.bind(py).call1((py.None(),))?;
-    Ok((!value.is_none()).then_some(value))
-}
-
-#[cfg(feature = "abi3")]
-#[inline]
-fn own_set<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    own_methods(py)?.1.bind(py).call1((value,))
-}
-
-#[cfg(feature = "abi3")]
-#[inline]
-fn own_reset(py: Python<'_>, token: &Bound<'_, PyAny>) -> PyResult<()> {
-    own_methods(py)?.2.bind(py).call1((token,)).map(drop)
-}
-
-#[cfg(feature = "abi3")]
-fn var_get<'py>(var: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
-    var.call_method0(pyo3::intern!(var.py(), "get")).map(Some)
-}
-
-#[cfg(feature = "abi3")]
-fn var_set<'py>(var: &Bound<'py, PyAny>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    var.call_method1(pyo3::intern!(var.py(), "set"), (value,))
-}
-
-#[cfg(feature = "abi3")]
-fn var_reset(var: &Bound<'_, PyAny>, token: &Bound<'_, PyAny>) -> PyResult<()> {
-    var.call_method1(pyo3::intern!(var.py(), "reset"), (token,))
-        .map(drop)
 }
 
 /// The active span object, if any: a ferrotrace `Span`, or with the bridge
@@ -292,7 +212,7 @@ pub fn get(py: Python<'_>) -> PyResult<Option<Bound<'_, PyAny>>> {
             Err(_) => {}
         }
     }
-    own_get(py)
+    var_get(own_var(py)?)
 }
 
 /// Makes `value` the active span; returns the token that undoes it.
@@ -301,8 +221,10 @@ pub fn set<'py>(py: Python<'py>, value: &Bound<'py, PyAny>) -> PyResult<Bound<'p
     match OTEL.get(py) {
         // A custom runtime context that fails leaves the span active for
         // ferrotrace at least; `reset` knows such a token.
-        Some(otel) => otel.attach(py, value).or_else(|_| own_set(py, value)),
-        None => own_set(py, value),
+        Some(otel) => otel
+            .attach(py, value)
+            .or_else(|_| var_set(own_var(py)?, value)),
+        None => var_set(own_var(py)?, value),
     }
 }
 
@@ -314,8 +236,8 @@ pub fn reset(py: Python<'_>, token: &Bound<'_, PyAny>) -> PyResult<()> {
         // bridge was installed: it resets that variable.
         Some(otel) => otel
             .detach(py, token)
-            .or_else(|err| own_reset(py, token).map_err(|_| err)),
-        None => own_reset(py, token),
+            .or_else(|err| var_reset(own_var(py)?, token).map_err(|_| err)),
+        None => var_reset(own_var(py)?, token),
     }
 }
 
@@ -340,9 +262,6 @@ pub fn install_otel(py: Python<'_>) -> PyResult<()> {
             .unbind();
         let context_type = context.getattr("Context")?.cast_into::<PyType>()?;
         // SAFETY: reading two slots of live type objects.
-        #[cfg(feature = "abi3")]
-        let dict_new = None;
-        #[cfg(not(feature = "abi3"))]
         let dict_new = unsafe {
             let dict = &*std::ptr::addr_of!(ffi::PyDict_Type);
             let ours = &*context_type.as_type_ptr();

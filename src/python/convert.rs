@@ -17,8 +17,8 @@ use crate::span::ErrorInfo;
 /// A Python str as Rust text; lone surrogates become U+FFFD.
 #[inline]
 pub fn text(s: &Bound<'_, PyString>) -> CompactString {
-    match s.to_cow() {
-        Ok(t) => CompactString::from(&*t),
+    match s.to_str() {
+        Ok(t) => CompactString::from(t),
         Err(_) => {
             let _ = PyErr::take(s.py());
             lossy(s)

@@ -64,7 +64,7 @@ fn to_value(py: Python<'_>, spec: &OptionSpec, v: &Bound<'_, PyAny>) -> PyResult
                 .call_method1("fspath", (v,))
                 .map_err(|_| type_error(spec, v))?;
             match path.cast::<PyString>() {
-                Ok(s) => Value::Str(s.to_cow()?.into_owned()),
+                Ok(s) => Value::Str(s.to_str()?.to_owned()),
                 Err(_) => {
                     return Err(PyTypeError::new_err(format!(
                         "{} must be a str path (bytes paths are not supported)",
@@ -86,7 +86,7 @@ fn to_value(py: Python<'_>, spec: &OptionSpec, v: &Bound<'_, PyAny>) -> PyResult
         Kind::Bool if is_bool => Value::Bool(v.extract::<bool>()?),
         Kind::Names { .. } => {
             if let Ok(s) = v.cast::<PyString>() {
-                Value::List(s.to_cow()?.split(',').map(str::to_owned).collect())
+                Value::List(s.to_str()?.split(',').map(str::to_owned).collect())
             } else if v.is_instance_of::<PyList>() || v.is_instance_of::<pyo3::types::PyTuple>() {
                 let mut names = Vec::new();
                 for item in v.try_iter()? {
@@ -94,7 +94,7 @@ fn to_value(py: Python<'_>, spec: &OptionSpec, v: &Bound<'_, PyAny>) -> PyResult
                     let s = item
                         .cast::<PyString>()
                         .map_err(|_| type_error(spec, &item))?;
-                    names.push(s.to_cow()?.into_owned());
+                    names.push(s.to_str()?.to_owned());
                 }
                 Value::List(names)
             } else {
@@ -106,10 +106,7 @@ fn to_value(py: Python<'_>, spec: &OptionSpec, v: &Bound<'_, PyAny>) -> PyResult
             let mut pairs = Vec::new();
             for (k, val) in dict.iter() {
                 let key = k.cast::<PyString>().map_err(|_| type_error(spec, v))?;
-                pairs.push((
-                    key.to_cow()?.into_owned(),
-                    convert::display(&val).to_string(),
-                ));
+                pairs.push((key.to_str()?.to_owned(), convert::display(&val).to_string()));
             }
             Value::Map(pairs)
         }

@@ -78,7 +78,6 @@ impl NameSet {
 
 /// A header value as received, converted to text only when read.
 enum Value<'py> {
-    #[cfg(not(feature = "abi3"))]
     Str(Bound<'py, PyString>),
     Bytes(Bound<'py, PyBytes>),
     /// Non-ASCII bytes, decoded as Latin-1 (what HTTP/1 header bytes are).
@@ -89,7 +88,6 @@ enum Value<'py> {
 impl Value<'_> {
     fn as_str(&self) -> &str {
         match self {
-            #[cfg(not(feature = "abi3"))]
             Value::Str(s) => s.to_str().unwrap_or(INVALID),
             Value::Bytes(b) => std::str::from_utf8(b.as_bytes()).unwrap_or(INVALID),
             Value::Decoded(s) => s,
@@ -121,7 +119,7 @@ impl<'py> Headers<'py> {
             if s.code_point_len().ok()? > LONGEST_NAME {
                 return None;
             }
-            return self.wanted.find(s.to_cow().ok()?.as_bytes());
+            return self.wanted.find(s.to_str().ok()?.as_bytes());
         }
         if let Ok(b) = key.cast::<PyBytes>() {
             return self.wanted.find(b.as_bytes());
@@ -147,14 +145,7 @@ impl<'py> Headers<'py> {
             let v = if s.code_point_len()? > MAX_HEADER_VALUE_LEN {
                 Value::Invalid
             } else {
-                #[cfg(not(feature = "abi3"))]
-                let v = Value::Str(s.clone());
-                #[cfg(feature = "abi3")]
-                let v = match s.to_cow() {
-                    Ok(t) => Value::Decoded(t.into_owned()),
-                    Err(_) => Value::Invalid,
-                };
-                v
+                Value::Str(s.clone())
             };
             self.push(name, v);
         } else if let Ok(b) = value.cast::<PyBytes>() {
@@ -334,7 +325,7 @@ pub fn resolve_propagators(
 
 fn parse_names_arg(names: &Bound<'_, PyAny>) -> PyResult<Vec<Propagator>> {
     let text = if let Ok(s) = names.cast::<PyString>() {
-        s.to_cow()?.into_owned()
+        s.to_str()?.to_owned()
     } else {
         let mut joined = String::new();
         let items = names.try_iter().map_err(|_| names_type_error(names))?;
@@ -343,7 +334,7 @@ fn parse_names_arg(names: &Bound<'_, PyAny>) -> PyResult<Vec<Propagator>> {
             let name = item
                 .cast::<PyString>()
                 .map_err(|_| names_type_error(&item))?;
-            joined.push_str(&name.to_cow()?);
+            joined.push_str(name.to_str()?);
             joined.push(',');
         }
         joined
@@ -496,21 +487,18 @@ fn write_pairs(list: &Bound<'_, PyList>, headers: &[(&'static str, String)]) -> 
             continue;
         }
         let Ok(key) = item.get_item(0) else { continue };
-        let key_text: Option<std::borrow::Cow<'_, [u8]>> = if let Ok(b) = key.cast::<PyBytes>() {
+        let key_text = if let Ok(b) = key.cast::<PyBytes>() {
             as_bytes = true;
-            Some(b.as_bytes().into())
+            Some(b.as_bytes())
         } else if let Ok(s) = key.cast::<PyString>() {
-            s.to_cow().ok().map(|t| match t {
-                std::borrow::Cow::Borrowed(t) => t.as_bytes().into(),
-                std::borrow::Cow::Owned(t) => t.into_bytes().into(),
-            })
+            s.to_str().ok().map(str::as_bytes)
         } else {
             None
         };
         let ours = key_text.is_some_and(|k| {
             headers
                 .iter()
-                .any(|(n, _)| n.as_bytes().eq_ignore_ascii_case(&k))
+                .any(|(n, _)| n.as_bytes().eq_ignore_ascii_case(k))
         });
         if ours {
             list.del_item(i)?;
