@@ -67,8 +67,9 @@ check-dist: $(VENV)/.deps
 	$(VENV)/bin/maturin sdist --out dist
 	rm -rf target/check-dist/venv target/check-dist/traces
 	$(PYTHON) -m venv target/check-dist/venv
-	CARGO_TARGET_DIR=$(abspath target/check-dist/cargo) target/check-dist/venv/bin/python -m pip install -q dist/ferrotrace-*.tar.gz
-	cd target/check-dist && venv/bin/python $(abspath tests/packaging_smoke.py) traces
+	env -u VIRTUAL_ENV CARGO_TARGET_DIR=$(abspath target/check-dist/cargo) \
+		target/check-dist/venv/bin/python -m pip install -q dist/ferrotrace-*.tar.gz
+	cd target/check-dist && env -u VIRTUAL_ENV venv/bin/python $(abspath tests/packaging_smoke.py) traces
 	@echo "check-dist: the sdist built from source, installed, and recorded spans"
 
 demo: install
