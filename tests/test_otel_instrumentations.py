@@ -299,6 +299,15 @@ def test_logging(tracer, provider, caplog):
     LoggingInstrumentor().instrument(
         tracer_provider=provider, set_logging_format=False, inject_trace_context=True
     )
+    # A record made outside any span carries otelTraceID ("0") exactly when
+    # injection is on, whatever the current span. The releases that still
+    # support Python 3.9 (up to 0.62b1) predate `inject_trace_context` and
+    # inject only with `set_logging_format=True` (whose logging.basicConfig
+    # does nothing here: pytest's handlers are already on the root logger).
+    if not hasattr(logging.makeLogRecord({}), "otelTraceID"):
+        LoggingInstrumentor().uninstrument()
+        LoggingInstrumentor().instrument(tracer_provider=provider, set_logging_format=True)
+        assert hasattr(logging.makeLogRecord({}), "otelTraceID")
     try:
         with caplog.at_level(logging.INFO, logger="tests.logging"):
             with tracer.start_span("native") as native:
