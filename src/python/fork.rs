@@ -15,14 +15,15 @@ use super::global;
 use super::registry::{self, FORK_EPOCH, REGISTRY};
 
 /// Called in the forking thread right before `os.fork()`, with the GIL.
-/// It keeps the GIL while taking the locks: their holders either hold the
-/// GIL themselves (so none is inside them now) or never wait for it, and
-/// releasing the GIL here would let a thread take the GIL and then block on
-/// a lock this thread holds, while this thread waits for the GIL.
+/// Their holders hold the GIL, so neither lock is held now unless another
+/// thread is between its own fork hooks; then this one waits for it without
+/// the GIL (`registry::take_fork_lock`). Until the after-fork hook, threads
+/// that want either lock wait for it the same way, so this thread can take
+/// the GIL back to release them.
 #[pyfunction]
-pub fn _before_fork() {
-    global::lock_for_fork();
-    std::mem::forget(REGISTRY.lock());
+pub fn _before_fork(py: Python<'_>) {
+    global::lock_for_fork(py);
+    std::mem::forget(registry::take_fork_lock(py, || REGISTRY.try_lock()));
 }
 
 fn release_fork_locks() {
@@ -41,11 +42,11 @@ pub fn _after_fork_in_parent() {
 
 /// Called in the child after `os.fork()`.
 #[pyfunction]
-pub fn _after_fork_in_child() {
+pub fn _after_fork_in_child(py: Python<'_>) {
     release_fork_locks();
     FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
     ids::reseed_after_fork();
-    for collector in registry::live_collectors() {
+    for collector in registry::live_collectors(py) {
         collector.reset_after_fork();
     }
 }

@@ -100,7 +100,7 @@ impl TracerPy {
             }
         }
         let collector = Collector::new(config);
-        registry::register(&collector);
+        registry::register(py, &collector);
         Ok(TracerPy {
             core: Py::new(py, TracerCore::new(py, collector))?,
         })
@@ -272,7 +272,7 @@ impl TracerPy {
     /// this process: from spans whose parent belongs to another service, and
     /// client spans naming their callee in `peer.service`.
     fn service_dependencies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let collectors = registry::live_collectors();
+        let collectors = registry::live_collectors(py);
         let merged = py.detach(|| {
             for c in &collectors {
                 c.flush(QUERY_FLUSH_TIMEOUT);
