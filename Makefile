@@ -1,10 +1,21 @@
 # ferrotrace — everything a fresh machine with Rust, Python 3.9+ and make needs.
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 
-.PHONY: install test demo bench lint clean docs fuzz check-deep loom valgrind
+.PHONY: install test test-versions wheel check-dist demo bench lint clean docs fuzz check-deep loom valgrind
+
+# The CPython versions ferrotrace supports (pyproject.toml says the same).
+# For each, the newest patch release under pyenv, else pythonX.Y on PATH;
+# free-threaded builds (3.13t) are not supported and not picked.
+PY_VERSIONS := 3.9 3.10 3.11 3.12 3.13
+find_python = $(or $(shell ls -d $(HOME)/.pyenv/versions/$(1).[0-9]*/bin/python$(1) 2>/dev/null | grep -v 't/bin/' | sort -V | tail -n 1),$(shell command -v python$(1) 2>/dev/null))
+PYTHONS := $(strip $(foreach v,$(PY_VERSIONS),$(call find_python,$(v))))
+# Wheels are linked against this machine's glibc: the manylinux policy it
+# allows (Debian 12's glibc 2.36 needs symbols of glibc 2.34). maturin audits
+# each wheel against it and fails the build if the wheel needs more.
+MANYLINUX ?= manylinux_2_34
 
 # The OpenTelemetry bridge's tests run the real instrumentations (and
 # opentelemetry-instrument, beside opentelemetry-distro's configurator);
@@ -31,6 +42,35 @@ install: $(VENV)/.deps
 test: install
 	cargo test -q
 	$(PY) -m pytest -q
+
+# The suite on the oldest and the newest supported CPython (what CI runs),
+# each in its own virtualenv (.venv-3.9, .venv-3.13). Both must be found.
+test-versions:
+	@test -n "$(call find_python,3.9)" || { echo "test-versions: no CPython 3.9 found"; exit 1; }
+	@test -n "$(call find_python,3.13)" || { echo "test-versions: no CPython 3.13 found"; exit 1; }
+	$(MAKE) test PYTHON=$(call find_python,3.9) VENV=.venv-3.9
+	$(MAKE) test PYTHON=$(call find_python,3.13) VENV=.venv-3.13
+
+# One wheel per supported CPython found (version-specific, not abi3: abi3
+# measured slower, see README "Installing"), and the sdist, into dist/.
+wheel: $(VENV)/.deps
+	@test -n "$(PYTHONS)" || { echo "wheel: no CPython $(PY_VERSIONS) found"; exit 1; }
+	@echo "building wheels for: $(PYTHONS)"
+	$(VENV)/bin/maturin build --release --out dist --compatibility $(MANYLINUX) $(addprefix -i ,$(PYTHONS))
+	$(VENV)/bin/maturin sdist --out dist
+
+# The sdist builds from source with pip (Rust on PATH) in a fresh virtualenv,
+# and the installed package records spans (tests/packaging_smoke.py). A full
+# release build: minutes. Cargo's output is kept in target/check-dist.
+check-dist: $(VENV)/.deps
+	rm -f dist/ferrotrace-*.tar.gz
+	$(VENV)/bin/maturin sdist --out dist
+	rm -rf target/check-dist/venv target/check-dist/traces
+	$(PYTHON) -m venv target/check-dist/venv
+	env -u VIRTUAL_ENV CARGO_TARGET_DIR=$(abspath target/check-dist/cargo) \
+		target/check-dist/venv/bin/python -m pip install -q dist/ferrotrace-*.tar.gz
+	cd target/check-dist && env -u VIRTUAL_ENV venv/bin/python $(abspath tests/packaging_smoke.py) traces
+	@echo "check-dist: the sdist built from source, installed, and recorded spans"
 
 demo: install
 	$(PY) examples/demo.py
