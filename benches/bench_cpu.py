@@ -120,20 +120,23 @@ def main(argv: list[str]) -> None:
     ]
     if "floor" not in names:
         names.insert(0, "floor")
-    results: dict[str, list[dict[str, float]]] = {}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    given_up: set[str] = set()
     # Rounds alternate the tracers, so a slower moment of the machine
     # falls on all of them alike; the median round is reported.
     for _ in range(ROUNDS):
         for name in names:
-            if name in results and results[name] is None:
+            if name in given_up:
                 continue
             try:
                 row = run_one(peers, name)
-            except Exception as exc:  # a peer that is not installed is reported, not fatal
-                print(f"{name:12s} skipped: {type(exc).__name__}: {exc}", file=sys.stderr)
-                results[name] = None
+            except Exception as exc:
+                # A peer that is not installed (or cannot be set up twice in
+                # one process, as pytracingx) is reported, not fatal.
+                print(f"{name:12s} stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
+                given_up.add(name)
                 continue
-            results.setdefault(name, []).append(row)
+            results[name].append(row)
 
     def median(rows: list[dict[str, float]], key: str) -> float:
         values = sorted(r[key] for r in rows)
