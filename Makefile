@@ -90,6 +90,7 @@ bench: install $(VENV)/.bench-deps
 	cargo bench -q --bench export_encode
 	cargo bench -q --bench redact
 	$(PY) benches/bench_hotpath.py
+	$(PY) benches/bench_cpu.py
 	$(PY) benches/bench_redact.py
 	$(PY) benches/bench_otel.py
 	$(PY) benches/bench_throughput.py
