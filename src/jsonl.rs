@@ -7,7 +7,8 @@
 use crate::analysis::SpanRow;
 use crate::attributes::{AttrValue, Attributes};
 use crate::clock;
-use crate::span::{ErrorInfo, Event, Link, Scope, SpanRecord};
+use crate::ids::{SpanId, TraceId};
+use crate::span::SpanRecord;
 use crate::trace_summary::TraceSummary;
 
 /// Appends `record` as one JSON line to `out`.
@@ -18,60 +19,53 @@ use crate::trace_summary::TraceSummary;
 /// This keeps the writer thread well above a million spans per second.
 pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &str) {
     let r = record;
-    out.extend_from_slice(b"{\"trace_id\":\"");
-    out.extend_from_slice(r.trace_id.to_hex().as_bytes());
-    out.extend_from_slice(b"\",\"span_id\":\"");
-    out.extend_from_slice(r.span_id.to_hex().as_bytes());
-    match r.parent_id {
-        Some(p) => {
-            out.extend_from_slice(b"\",\"parent_id\":\"");
-            out.extend_from_slice(p.to_hex().as_bytes());
-            out.extend_from_slice(b"\",\"name\":");
-        }
-        None => out.extend_from_slice(b"\",\"parent_id\":null,\"name\":"),
-    }
-    write_str(out, &r.name);
-    out.extend_from_slice(b",\"service\":");
-    write_str(out, service);
-    out.extend_from_slice(b",\"kind\":\"");
-    out.extend_from_slice(r.kind.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"start_ns\":");
-    write_u64(out, r.start_ns);
-    out.extend_from_slice(b",\"end_ns\":");
-    write_u64(out, r.end_ns());
-    out.extend_from_slice(b",\"duration_ms\":");
+    write_head(
+        out,
+        &Head {
+            trace_id: r.trace_id,
+            span_id: r.span_id,
+            parent_id: r.parent_id,
+            name: &r.name,
+            service,
+            kind: r.kind.as_str(),
+            start_ns: r.start_ns,
+            end_ns: r.end_ns(),
+        },
+    );
     write_duration_ms(out, r.duration_ns());
-    out.extend_from_slice(b",\"status\":\"");
-    out.extend_from_slice(r.status.as_written().as_bytes());
-    out.extend_from_slice(b"\",\"attributes\":");
+    out.extend_from_slice(b",\"status\":");
+    write_str(out, r.status.as_written());
+    out.extend_from_slice(b",\"attributes\":");
     write_attributes(out, &r.attributes);
     out.extend_from_slice(b",\"events\":[");
-    for (i, event) in r.events.iter().enumerate() {
+    for (i, e) in r.events.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_event(out, event);
+        write_event_head(out, &e.name, e.ts_ns, &e.level);
+        write_attributes(out, &e.attributes);
+        out.push(b'}');
     }
     out.extend_from_slice(b"],\"error\":");
     match r.error.as_deref() {
-        Some(e) => write_error(out, e),
+        Some(e) => write_error(out, &e.error_type, &e.message, e.stack.as_deref()),
         None => out.extend_from_slice(b"null"),
     }
-    if r.remote_parent {
-        out.extend_from_slice(b",\"remote_parent\":true");
-    }
-    if r.attributes.dropped > 0 {
-        out.extend_from_slice(b",\"dropped_attributes_count\":");
-        write_u64(out, u64::from(r.attributes.dropped));
-    }
-    if r.dropped_events > 0 {
-        out.extend_from_slice(b",\"dropped_events_count\":");
-        write_u64(out, u64::from(r.dropped_events));
-    }
+    write_counts(
+        out,
+        r.remote_parent,
+        u64::from(r.attributes.dropped),
+        u64::from(r.dropped_events),
+    );
     // Written only when present, so spans of ferrotrace's own API (no
     // scope, no links) keep the lines readers already know.
     if let Some(scope) = r.scope.as_deref() {
-        write_scope(out, scope);
+        write_scope(
+            out,
+            &scope.name,
+            scope.version.as_deref(),
+            scope.schema_url.as_deref(),
+        );
     }
     if !r.links.is_empty() {
         out.extend_from_slice(b",\"links\":[");
@@ -79,46 +73,214 @@ pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &str) {
             if i > 0 {
                 out.push(b',');
             }
-            write_link(out, link);
+            write_link_head(out, link.trace_id, link.span_id);
+            write_attributes(out, &link.attributes);
+            write_link_tail(out, link.tracestate.as_deref());
         }
         out.push(b']');
     }
-    if r.dropped_links > 0 {
-        out.extend_from_slice(b",\"dropped_links_count\":");
-        write_u64(out, u64::from(r.dropped_links));
+    write_dropped_links(out, u64::from(r.dropped_links));
+}
+
+/// Appends a span row (a span received by `ferrotrace serve`) as one JSON
+/// line: the same line serde would write for it, written as [`write_span`]
+/// writes (ids as bytes, text through the fast path, durations with integer
+/// arithmetic), since the generic serialiser's per-byte escaper and float
+/// formatter were the largest cost of ingest.
+pub fn write_row(out: &mut Vec<u8>, row: &SpanRow) {
+    write_head(
+        out,
+        &Head {
+            trace_id: row.trace_id,
+            span_id: row.span_id,
+            parent_id: row.parent_id,
+            name: &row.name,
+            service: &row.service,
+            kind: &row.kind,
+            start_ns: row.start_ns,
+            end_ns: row.end_ns,
+        },
+    );
+    let ns = row.end_ns.saturating_sub(row.start_ns);
+    if ns < 1 << 53 && row.duration_ms == ns as f64 / 1e6 {
+        write_duration_ms(out, ns);
+    } else {
+        write_f64(out, row.duration_ms);
     }
-    out.extend_from_slice(b"}\n");
+    out.extend_from_slice(b",\"status\":");
+    write_str(out, &row.status);
+    out.extend_from_slice(b",\"attributes\":");
+    write_json_map(out, &row.attributes);
+    out.extend_from_slice(b",\"events\":[");
+    for (i, e) in row.events.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_event_head(out, &e.name, e.ts_ns, &e.level);
+        write_json_map(out, &e.attributes);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"error\":");
+    match &row.error {
+        Some(e) => write_error(out, &e.error_type, &e.message, e.stack.as_deref()),
+        None => out.extend_from_slice(b"null"),
+    }
+    write_counts(
+        out,
+        row.remote_parent,
+        row.dropped_attributes_count,
+        row.dropped_events_count,
+    );
+    if let Some(resource) = &row.resource {
+        out.extend_from_slice(b",\"resource\":");
+        write_json_map(out, resource);
+    }
+    if let Some(scope) = &row.scope {
+        write_scope(
+            out,
+            &scope.name,
+            scope.version.as_deref(),
+            scope.schema_url.as_deref(),
+        );
+    }
+    if !row.links.is_empty() {
+        out.extend_from_slice(b",\"links\":[");
+        for (i, link) in row.links.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_link_head(out, link.trace_id, link.span_id);
+            write_json_map(out, &link.attributes);
+            write_link_tail(out, link.tracestate.as_deref());
+        }
+        out.push(b']');
+    }
+    write_dropped_links(out, row.dropped_links_count);
+}
+
+/// The fields every span line starts with.
+struct Head<'a> {
+    trace_id: TraceId,
+    span_id: SpanId,
+    parent_id: Option<SpanId>,
+    name: &'a str,
+    service: &'a str,
+    kind: &'a str,
+    start_ns: u64,
+    end_ns: u64,
+}
+
+/// `{"trace_id":..` through `"duration_ms":` (the caller writes the value).
+fn write_head(out: &mut Vec<u8>, h: &Head) {
+    out.extend_from_slice(b"{\"trace_id\":\"");
+    out.extend_from_slice(h.trace_id.to_hex().as_bytes());
+    out.extend_from_slice(b"\",\"span_id\":\"");
+    out.extend_from_slice(h.span_id.to_hex().as_bytes());
+    match h.parent_id {
+        Some(p) => {
+            out.extend_from_slice(b"\",\"parent_id\":\"");
+            out.extend_from_slice(p.to_hex().as_bytes());
+            out.extend_from_slice(b"\",\"name\":");
+        }
+        None => out.extend_from_slice(b"\",\"parent_id\":null,\"name\":"),
+    }
+    write_str(out, h.name);
+    out.extend_from_slice(b",\"service\":");
+    write_str(out, h.service);
+    out.extend_from_slice(b",\"kind\":");
+    write_str(out, h.kind);
+    out.extend_from_slice(b",\"start_ns\":");
+    write_u64(out, h.start_ns);
+    out.extend_from_slice(b",\"end_ns\":");
+    write_u64(out, h.end_ns);
+    out.extend_from_slice(b",\"duration_ms\":");
+}
+
+/// `{"name":..,"ts_ns":..,"level":..,"attributes":` (the caller writes the
+/// attributes and the closing brace).
+fn write_event_head(out: &mut Vec<u8>, name: &str, ts_ns: u64, level: &str) {
+    out.extend_from_slice(b"{\"name\":");
+    write_str(out, name);
+    out.extend_from_slice(b",\"ts_ns\":");
+    write_u64(out, ts_ns);
+    out.extend_from_slice(b",\"level\":");
+    write_str(out, level);
+    out.extend_from_slice(b",\"attributes\":");
+}
+
+fn write_error(out: &mut Vec<u8>, error_type: &str, message: &str, stack: Option<&str>) {
+    out.extend_from_slice(b"{\"type\":");
+    write_str(out, error_type);
+    out.extend_from_slice(b",\"message\":");
+    write_str(out, message);
+    out.extend_from_slice(b",\"stack\":");
+    match stack {
+        Some(stack) => write_str(out, stack),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+}
+
+/// The optional keys after `error`, each written only when set.
+fn write_counts(
+    out: &mut Vec<u8>,
+    remote_parent: bool,
+    dropped_attributes: u64,
+    dropped_events: u64,
+) {
+    if remote_parent {
+        out.extend_from_slice(b",\"remote_parent\":true");
+    }
+    if dropped_attributes > 0 {
+        out.extend_from_slice(b",\"dropped_attributes_count\":");
+        write_u64(out, dropped_attributes);
+    }
+    if dropped_events > 0 {
+        out.extend_from_slice(b",\"dropped_events_count\":");
+        write_u64(out, dropped_events);
+    }
 }
 
 /// `"scope":{"name":..,"version":..,"schema_url":..}`, the last two only when set.
-fn write_scope(out: &mut Vec<u8>, scope: &Scope) {
+fn write_scope(out: &mut Vec<u8>, name: &str, version: Option<&str>, schema_url: Option<&str>) {
     out.extend_from_slice(b",\"scope\":{\"name\":");
-    write_str(out, &scope.name);
-    if let Some(version) = &scope.version {
+    write_str(out, name);
+    if let Some(version) = version {
         out.extend_from_slice(b",\"version\":");
         write_str(out, version);
     }
-    if let Some(url) = &scope.schema_url {
+    if let Some(url) = schema_url {
         out.extend_from_slice(b",\"schema_url\":");
         write_str(out, url);
     }
     out.push(b'}');
 }
 
-/// `{"trace_id":..,"span_id":..,"attributes":{..}}`, with the linked
-/// context's `tracestate` when it has one.
-fn write_link(out: &mut Vec<u8>, link: &Link) {
+/// `{"trace_id":..,"span_id":..,"attributes":` of a link.
+fn write_link_head(out: &mut Vec<u8>, trace_id: TraceId, span_id: SpanId) {
     out.extend_from_slice(b"{\"trace_id\":\"");
-    out.extend_from_slice(link.trace_id.to_hex().as_bytes());
+    out.extend_from_slice(trace_id.to_hex().as_bytes());
     out.extend_from_slice(b"\",\"span_id\":\"");
-    out.extend_from_slice(link.span_id.to_hex().as_bytes());
+    out.extend_from_slice(span_id.to_hex().as_bytes());
     out.extend_from_slice(b"\",\"attributes\":");
-    write_attributes(out, &link.attributes);
-    if let Some(state) = &link.tracestate {
+}
+
+/// The rest of a link: the linked context's `tracestate` when it has one.
+fn write_link_tail(out: &mut Vec<u8>, tracestate: Option<&str>) {
+    if let Some(state) = tracestate {
         out.extend_from_slice(b",\"tracestate\":");
         write_str(out, state);
     }
     out.push(b'}');
+}
+
+/// Then the line's end.
+fn write_dropped_links(out: &mut Vec<u8>, dropped_links: u64) {
+    if dropped_links > 0 {
+        out.extend_from_slice(b",\"dropped_links_count\":");
+        write_u64(out, dropped_links);
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 /// Appends a trace summary as one JSON line to `out` (hand-written like
@@ -240,155 +402,6 @@ fn write_value(out: &mut Vec<u8>, value: &AttrValue) {
     }
 }
 
-fn write_event(out: &mut Vec<u8>, e: &Event) {
-    out.extend_from_slice(b"{\"name\":");
-    write_str(out, &e.name);
-    out.extend_from_slice(b",\"ts_ns\":");
-    write_u64(out, e.ts_ns);
-    out.extend_from_slice(b",\"level\":");
-    write_str(out, &e.level);
-    out.extend_from_slice(b",\"attributes\":");
-    write_attributes(out, &e.attributes);
-    out.push(b'}');
-}
-
-fn write_error(out: &mut Vec<u8>, e: &ErrorInfo) {
-    out.extend_from_slice(b"{\"type\":");
-    write_str(out, &e.error_type);
-    out.extend_from_slice(b",\"message\":");
-    write_str(out, &e.message);
-    out.extend_from_slice(b",\"stack\":");
-    match &e.stack {
-        Some(stack) => write_str(out, stack),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.push(b'}');
-}
-
-/// Appends a span row (a span received by `ferrotrace serve`) as one JSON
-/// line: the same line serde would write for it, written the way
-/// [`write_span`] is (ids as bytes, text through the fast path, durations
-/// with integer arithmetic), since the generic serialiser's per-byte escaper
-/// and float formatter were the largest cost of ingest.
-pub fn write_row(out: &mut Vec<u8>, row: &SpanRow) {
-    out.extend_from_slice(b"{\"trace_id\":\"");
-    out.extend_from_slice(row.trace_id.to_hex().as_bytes());
-    out.extend_from_slice(b"\",\"span_id\":\"");
-    out.extend_from_slice(row.span_id.to_hex().as_bytes());
-    match row.parent_id {
-        Some(p) => {
-            out.extend_from_slice(b"\",\"parent_id\":\"");
-            out.extend_from_slice(p.to_hex().as_bytes());
-            out.extend_from_slice(b"\",\"name\":");
-        }
-        None => out.extend_from_slice(b"\",\"parent_id\":null,\"name\":"),
-    }
-    write_str(out, &row.name);
-    out.extend_from_slice(b",\"service\":");
-    write_str(out, &row.service);
-    out.extend_from_slice(b",\"kind\":");
-    write_str(out, &row.kind);
-    out.extend_from_slice(b",\"start_ns\":");
-    write_u64(out, row.start_ns);
-    out.extend_from_slice(b",\"end_ns\":");
-    write_u64(out, row.end_ns);
-    out.extend_from_slice(b",\"duration_ms\":");
-    let ns = row.end_ns.saturating_sub(row.start_ns);
-    if ns < 1 << 53 && row.duration_ms == ns as f64 / 1e6 {
-        write_duration_ms(out, ns);
-    } else {
-        write_f64(out, row.duration_ms);
-    }
-    out.extend_from_slice(b",\"status\":");
-    write_str(out, &row.status);
-    out.extend_from_slice(b",\"attributes\":");
-    write_json_map(out, &row.attributes);
-    out.extend_from_slice(b",\"events\":[");
-    for (i, event) in row.events.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"name\":");
-        write_str(out, &event.name);
-        out.extend_from_slice(b",\"ts_ns\":");
-        write_u64(out, event.ts_ns);
-        out.extend_from_slice(b",\"level\":");
-        write_str(out, &event.level);
-        out.extend_from_slice(b",\"attributes\":");
-        write_json_map(out, &event.attributes);
-        out.push(b'}');
-    }
-    out.extend_from_slice(b"],\"error\":");
-    match &row.error {
-        Some(e) => {
-            out.extend_from_slice(b"{\"type\":");
-            write_str(out, &e.error_type);
-            out.extend_from_slice(b",\"message\":");
-            write_str(out, &e.message);
-            out.extend_from_slice(b",\"stack\":");
-            match &e.stack {
-                Some(stack) => write_str(out, stack),
-                None => out.extend_from_slice(b"null"),
-            }
-            out.push(b'}');
-        }
-        None => out.extend_from_slice(b"null"),
-    }
-    if row.remote_parent {
-        out.extend_from_slice(b",\"remote_parent\":true");
-    }
-    if row.dropped_attributes_count > 0 {
-        out.extend_from_slice(b",\"dropped_attributes_count\":");
-        write_u64(out, row.dropped_attributes_count);
-    }
-    if row.dropped_events_count > 0 {
-        out.extend_from_slice(b",\"dropped_events_count\":");
-        write_u64(out, row.dropped_events_count);
-    }
-    if let Some(resource) = &row.resource {
-        out.extend_from_slice(b",\"resource\":");
-        write_json_map(out, resource);
-    }
-    if let Some(scope) = &row.scope {
-        out.extend_from_slice(b",\"scope\":{\"name\":");
-        write_str(out, &scope.name);
-        if let Some(version) = &scope.version {
-            out.extend_from_slice(b",\"version\":");
-            write_str(out, version);
-        }
-        if let Some(url) = &scope.schema_url {
-            out.extend_from_slice(b",\"schema_url\":");
-            write_str(out, url);
-        }
-        out.push(b'}');
-    }
-    if !row.links.is_empty() {
-        out.extend_from_slice(b",\"links\":[");
-        for (i, link) in row.links.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"trace_id\":\"");
-            out.extend_from_slice(link.trace_id.to_hex().as_bytes());
-            out.extend_from_slice(b"\",\"span_id\":\"");
-            out.extend_from_slice(link.span_id.to_hex().as_bytes());
-            out.extend_from_slice(b"\",\"attributes\":");
-            write_json_map(out, &link.attributes);
-            if let Some(state) = &link.tracestate {
-                out.extend_from_slice(b",\"tracestate\":");
-                write_str(out, state);
-            }
-            out.push(b'}');
-        }
-        out.push(b']');
-    }
-    if row.dropped_links_count > 0 {
-        out.extend_from_slice(b",\"dropped_links_count\":");
-        write_u64(out, row.dropped_links_count);
-    }
-    out.extend_from_slice(b"}\n");
-}
-
 fn write_json_map(out: &mut Vec<u8>, map: &serde_json::Map<String, serde_json::Value>) {
     out.push(b'{');
     for (i, (key, value)) in map.iter().enumerate() {
@@ -434,8 +447,7 @@ pub fn event_timestamp_ns() -> u64 {
 mod tests {
     use super::*;
     use crate::attributes::Limits;
-    use crate::ids::{SpanId, TraceId};
-    use crate::span::Status;
+    use crate::span::{ErrorInfo, Event, Link, Scope, Status};
     use crate::trace_summary::TraceSummary;
 
     fn record() -> SpanRecord {
