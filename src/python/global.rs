@@ -12,6 +12,7 @@
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use pyo3::prelude::*;
 
+use super::registry::take_without_gil;
 use super::tracer::TracerPy;
 
 static GLOBAL_TRACER: RwLock<Option<Py<TracerPy>>> = RwLock::new(None);
@@ -21,21 +22,11 @@ static GLOBAL_TRACER: RwLock<Option<Py<TracerPy>>> = RwLock::new(None);
 /// can pass to a thread that must not then block here holding it (see
 /// `registry::lock`).
 fn read(py: Python<'_>) -> RwLockReadGuard<'static, Option<Py<TracerPy>>> {
-    loop {
-        if let Some(guard) = GLOBAL_TRACER.try_read() {
-            return guard;
-        }
-        py.detach(std::thread::yield_now);
-    }
+    take_without_gil(py, || GLOBAL_TRACER.try_read())
 }
 
 fn write(py: Python<'_>) -> RwLockWriteGuard<'static, Option<Py<TracerPy>>> {
-    loop {
-        if let Some(guard) = GLOBAL_TRACER.try_write() {
-            return guard;
-        }
-        py.detach(std::thread::yield_now);
-    }
+    take_without_gil(py, || GLOBAL_TRACER.try_write())
 }
 
 /// The global tracer, configured from the environment on first use.

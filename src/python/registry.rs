@@ -33,8 +33,14 @@ pub fn epoch() -> u32 {
 /// thread meanwhile: one that then blocked here holding the GIL would keep
 /// the forking thread from ever reaching the hook that releases it.
 fn lock(py: Python<'_>) -> MutexGuard<'static, Vec<Weak<Collector>>> {
+    take_without_gil(py, || REGISTRY.try_lock())
+}
+
+/// Retries `try_take` until it yields, letting go of the GIL between tries:
+/// how every lock the fork hooks hold across `fork()` is taken elsewhere.
+pub(super) fn take_without_gil<G>(py: Python<'_>, mut try_take: impl FnMut() -> Option<G>) -> G {
     loop {
-        if let Some(guard) = REGISTRY.try_lock() {
+        if let Some(guard) = try_take() {
             return guard;
         }
         py.detach(std::thread::yield_now);

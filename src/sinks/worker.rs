@@ -109,8 +109,20 @@ impl SinkWorker {
         warnings: Arc<Warnings>,
     ) -> SinkWorker {
         let is_file = sink.is_file();
+        let name = sink.name();
+        // The file sink is delivered to on the caller's (the collector's)
+        // thread; any other sink gets a thread of its own below.
+        let (inline, threaded) = if is_file {
+            let state = InlineSink {
+                sink: Some(sink),
+                disabled: false,
+            };
+            (Some(Mutex::new(state)), None)
+        } else {
+            (None, Some(sink))
+        };
         let shared = Arc::new(Shared {
-            name: sink.name(),
+            name,
             is_file,
             queue: Mutex::new(VecDeque::new()),
             queued_spans: AtomicUsize::new(0),
@@ -123,12 +135,12 @@ impl SinkWorker {
             stopped: Mutex::new(false),
             stopped_cond: Condvar::new(),
             in_flight: AtomicUsize::new(0),
-            inline: None,
+            inline,
             abandoned: Mutex::new(false),
         });
-        if is_file {
-            return SinkWorker::inline(shared, sink);
-        }
+        let Some(sink) = threaded else {
+            return SinkWorker { shared };
+        };
         let thread_shared = Arc::clone(&shared);
         let spawned = thread::Builder::new()
             .name(format!("ferrotrace-{}", shared.name))
@@ -150,18 +162,6 @@ impl SinkWorker {
                     ),
                 );
             }
-        }
-        SinkWorker { shared }
-    }
-
-    /// The file sink: delivered to on the caller's (the collector's) thread.
-    fn inline(shared: Arc<Shared>, sink: Box<dyn Sink>) -> SinkWorker {
-        let mut shared = shared;
-        if let Some(s) = Arc::get_mut(&mut shared) {
-            s.inline = Some(Mutex::new(InlineSink {
-                sink: Some(sink),
-                disabled: false,
-            }));
         }
         SinkWorker { shared }
     }
