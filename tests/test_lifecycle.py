@@ -419,3 +419,139 @@ def test_fork_while_other_threads_are_tracing(tmp_path):
         assert groups[pid][0]["attributes"] == {"i": i}
     ids = [s["span_id"] for spans in groups.values() for s in spans]
     assert len(ids) == len(set(ids))
+
+
+# A thread makes its first ferrotrace calls (first span, tags, propagation,
+# an error's traceback, the global tracer) while the main thread forks as
+# fast as it can, so forks land while the thread creates ferrotrace's lazily
+# made state. A child that inherited some of it half-made used to hang on its
+# first span (PyO3's once-cells: see src/python/once.rs). Children that do not
+# finish in time are counted, killed and reported.
+FIRST_USE_FORK_SCRIPT = """
+import os, sys, threading, time
+import ferrotrace as ft
+
+t = ft.Tracer(service_name="first-use", output_dir={out!r})
+go = threading.Event()
+
+class Headers:
+    def __init__(self):
+        self.data = {{}}
+    def items(self):
+        return self.data.items()
+    def __setitem__(self, k, v):
+        self.data[k] = v
+
+@ft.traced
+def decorated():
+    return 1
+
+def first_uses():
+    go.wait()
+    with t.start_span("thread") as s:
+        s.set_tag("k", "v")
+        ft.inject(Headers())
+    ft.extract(Headers())
+    try:
+        with t.start_span("error"):
+            raise ValueError("boom")
+    except ValueError:
+        pass
+    decorated()
+
+th = threading.Thread(target=first_uses)
+th.start()
+pids = []
+go.set()
+while th.is_alive() and len(pids) < 300:
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            with t.start_span("child") as s:
+                s.set_tag("k", "v")
+                ft.inject(Headers())
+            decorated()
+            code = 0 if t.flush(timeout=5) and ft.get_tracer().flush(timeout=5) else 3
+        finally:
+            os._exit(code)
+    pids.append(pid)
+th.join()
+deadline = time.monotonic() + 20
+left, failed = set(pids), []
+while left and time.monotonic() < deadline:
+    for pid in list(left):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            left.discard(pid)
+            if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+                failed.append(status)
+    time.sleep(0.005)
+for pid in left:
+    os.kill(pid, 9)
+print(len(pids), len(left), failed)
+"""
+
+
+def test_fork_while_a_thread_makes_its_first_ferrotrace_calls(tmp_path):
+    results = []
+    for run in range(8):
+        proc = run_python(
+            FIRST_USE_FORK_SCRIPT.format(out=str(tmp_path / f"out{run}")),
+            cwd=tmp_path,
+            timeout=60,
+        )
+        forks, hung, failed = proc.stdout.split(maxsplit=2)
+        results.append((int(forks), int(hung), failed.strip()))
+    assert all(forks >= 1 for forks, _, _ in results), results
+    assert [(hung, failed) for _, hung, failed in results] == [(0, "[]")] * 8, results
+
+
+# Deterministic: a thread is stopped inside the making of ferrotrace's
+# logger (its first warning runs `logging.getLogger`, patched to wait) while
+# the main thread forks. The child's own first warning needs that logger: it
+# must make it itself, not wait for a thread that does not exist there.
+FORK_DURING_LAZY_INIT_SCRIPT = """
+import logging, os, threading, time
+import ferrotrace as ft
+
+real_get_logger = logging.getLogger
+inside, forked = threading.Event(), threading.Event()
+
+def get_logger_that_waits(name=None):
+    if name == "ferrotrace" and not inside.is_set():
+        inside.set()
+        forked.wait(10)
+    return real_get_logger(name)
+
+logging.getLogger = get_logger_that_waits
+os.environ["FERROTRACE_SAMPLE_RATE"] = "not-a-number"  # a warning per tracer
+th = threading.Thread(target=ft.Tracer, kwargs=dict(service_name="t", output_dir={out!r}))
+th.start()
+assert inside.wait(10)
+pid = os.fork()
+if pid == 0:
+    ft.Tracer(service_name="c", output_dir={out!r})
+    os._exit(0)
+forked.set()
+th.join()
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+    time.sleep(0.01)
+else:
+    os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+print("hung" if os.WIFSIGNALED(status) else os.WEXITSTATUS(status))
+"""
+
+
+def test_fork_while_another_thread_is_making_lazily_made_state(tmp_path):
+    proc = run_python(
+        FORK_DURING_LAZY_INIT_SCRIPT.format(out=str(tmp_path / "out")), cwd=tmp_path, timeout=60
+    )
+    assert proc.stdout.split() == ["0"], proc.stdout
+    # Both the thread's warning and the child's were logged.
+    assert proc.stderr.count('ignoring FERROTRACE_SAMPLE_RATE="not-a-number"') == 2, proc.stderr

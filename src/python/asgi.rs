@@ -3,8 +3,8 @@
 //! and starts the server span with the OpenTelemetry HTTP server attributes.
 //! Doing this in Python cost several microseconds per request.
 
+use super::once::interned;
 use compact_str::CompactString;
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
@@ -51,7 +51,7 @@ pub fn _start_server_span<'py>(
     scope: &Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, SpanPy>> {
     let py = tracer.py();
-    let method = match scope.get_item(intern!(py, "method"))? {
+    let method = match scope.get_item(interned!(py, "method"))? {
         Some(m) => text_of(&m).unwrap_or_else(|| "GET".into()),
         None => "GET".into(),
     };
@@ -59,20 +59,20 @@ pub fn _start_server_span<'py>(
     let mut put = |key: &str, value: AttrValue| tags.push((key.into(), value));
     put("http.request.method", AttrValue::Str(method.clone()));
     if let Some(path) = scope
-        .get_item(intern!(py, "path"))?
+        .get_item(interned!(py, "path"))?
         .and_then(|p| text_of(&p))
     {
         put("url.path", AttrValue::Str(path));
     }
     let scheme = scope
-        .get_item(intern!(py, "scheme"))?
+        .get_item(interned!(py, "scheme"))?
         .and_then(|s| text_of(&s));
     put(
         "url.scheme",
         AttrValue::Str(scheme.unwrap_or_else(|| "http".into())),
     );
     if let Some(query) = scope
-        .get_item(intern!(py, "query_string"))?
+        .get_item(interned!(py, "query_string"))?
         .and_then(|q| text_of(&q))
     {
         if !query.is_empty() {
@@ -80,7 +80,7 @@ pub fn _start_server_span<'py>(
         }
     }
     if let Some(version) = scope
-        .get_item(intern!(py, "http_version"))?
+        .get_item(interned!(py, "http_version"))?
         .and_then(|v| text_of(&v))
     {
         put("network.protocol.version", AttrValue::Str(version));
@@ -91,7 +91,7 @@ pub fn _start_server_span<'py>(
     let propagators = tracer.get().core.get().propagators.as_slice();
     let mut trace_headers: Vec<(&'static str, String)> = Vec::new();
     let mut host = None;
-    if let Some(headers) = scope.get_item(intern!(py, "headers"))? {
+    if let Some(headers) = scope.get_item(interned!(py, "headers"))? {
         if let Ok(items) = headers.try_iter() {
             for item in items.flatten() {
                 let Ok(pair) = item.cast::<PyTuple>() else {
@@ -146,7 +146,7 @@ pub fn _start_server_span<'py>(
             }
         }
         None => {
-            if let Some((name, port)) = address(scope, intern!(py, "server"))? {
+            if let Some((name, port)) = address(scope, interned!(py, "server"))? {
                 put("server.address", AttrValue::Str(name));
                 if let Some(port) = port {
                     put("server.port", AttrValue::Int(port));
@@ -154,7 +154,7 @@ pub fn _start_server_span<'py>(
             }
         }
     }
-    if let Some((name, port)) = address(scope, intern!(py, "client"))? {
+    if let Some((name, port)) = address(scope, interned!(py, "client"))? {
         put("client.address", AttrValue::Str(name));
         if let Some(port) = port {
             put("client.port", AttrValue::Int(port));
@@ -208,21 +208,21 @@ pub fn _server_response_start(
     let py = span.py();
     let s = span.get();
     if let Some(code) = message
-        .get_item(intern!(py, "status"))?
+        .get_item(interned!(py, "status"))?
         .and_then(|c| c.extract::<i64>().ok())
     {
         s.set_server_status(code);
     }
     if let Some(name) = header {
         let headers = PyList::empty(py);
-        if let Some(existing) = message.get_item(intern!(py, "headers"))? {
+        if let Some(existing) = message.get_item(interned!(py, "headers"))? {
             for item in existing.try_iter()? {
                 headers.append(item?)?;
             }
         }
         let value = PyBytes::new(py, s.trace_id.to_hex().as_bytes());
         headers.append((name, value))?;
-        message.set_item(intern!(py, "headers"), headers)?;
+        message.set_item(interned!(py, "headers"), headers)?;
     }
     Ok(())
 }
@@ -234,10 +234,10 @@ pub fn _server_response_start(
 #[pyfunction]
 pub fn _finish_server_span(span: &Bound<'_, SpanPy>, scope: &Bound<'_, PyDict>) -> PyResult<()> {
     let py = span.py();
-    let Some(route) = scope.get_item(intern!(py, "route"))? else {
+    let Some(route) = scope.get_item(interned!(py, "route"))? else {
         return Ok(());
     };
-    let path = [intern!(py, "path"), intern!(py, "path_format")]
+    let path = [interned!(py, "path"), interned!(py, "path_format")]
         .into_iter()
         .find_map(|attr| {
             route
@@ -251,11 +251,11 @@ pub fn _finish_server_span(span: &Bound<'_, SpanPy>, scope: &Bound<'_, PyDict>) 
         return Ok(());
     };
     let root_path = scope
-        .get_item(intern!(py, "root_path"))?
+        .get_item(interned!(py, "root_path"))?
         .and_then(|p| text_of(&p))
         .unwrap_or_default();
     let app_root = scope
-        .get_item(intern!(py, "app_root_path"))?
+        .get_item(interned!(py, "app_root_path"))?
         .and_then(|p| text_of(&p))
         .unwrap_or_else(|| root_path.clone());
     let mut template = CompactString::from(root_path.strip_prefix(app_root.as_str()).unwrap_or(""));

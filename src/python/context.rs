@@ -17,16 +17,16 @@
 //! installed stay visible to ferrotrace (read when OpenTelemetry's context
 //! has no span at all) and are reset where they were set.
 
+use super::once::{interned, GilOnceCell};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyType};
 
-static CURRENT_SPAN: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static CURRENT_SPAN: GilOnceCell<Py<PyAny>> = GilOnceCell::new();
 
 /// OpenTelemetry's runtime context, once the bridge is installed.
-static OTEL: PyOnceLock<OtelContext> = PyOnceLock::new();
+static OTEL: GilOnceCell<OtelContext> = GilOnceCell::new();
 
 struct OtelContext {
     /// The `ContextVar` behind `opentelemetry.context` when its runtime is the
@@ -61,7 +61,7 @@ impl OtelContext {
             None => self
                 .runtime
                 .bind(py)
-                .call_method0(pyo3::intern!(py, "get_current")),
+                .call_method0(interned!(py, "get_current")),
         }
     }
 
@@ -133,7 +133,7 @@ impl OtelContext {
             None => self
                 .runtime
                 .bind(py)
-                .call_method1(pyo3::intern!(py, "attach"), (context,)),
+                .call_method1(interned!(py, "attach"), (context,)),
         }
     }
 
@@ -143,7 +143,7 @@ impl OtelContext {
             None => self
                 .runtime
                 .bind(py)
-                .call_method1(pyo3::intern!(py, "detach"), (token,))
+                .call_method1(interned!(py, "detach"), (token,))
                 .map(drop),
         }
     }

@@ -4,11 +4,11 @@
 //! are stored with U+FFFD in their place, so every record serialises to
 //! strict UTF-8 JSON.
 
+use super::once::{interned, GilOnceCell};
 use compact_str::CompactString;
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use crate::attributes::AttrValue;
@@ -133,7 +133,7 @@ fn scalar(obj: &Bound<'_, PyAny>) -> Option<AttrValue> {
     None
 }
 
-static FORMAT_EXCEPTION: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static FORMAT_EXCEPTION: GilOnceCell<Py<PyAny>> = GilOnceCell::new();
 
 /// Type (module-qualified unless builtin), message and formatted stack of
 /// an exception. Never fails: missing pieces are left empty.
@@ -279,7 +279,7 @@ pub fn for_each_item(
         return Ok(());
     }
     let items = mapping
-        .call_method0(pyo3::intern!(mapping.py(), "items"))
+        .call_method0(interned!(mapping.py(), "items"))
         .map_err(|_| pyo3::exceptions::PyTypeError::new_err(message))?;
     for item in items.try_iter()? {
         let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item?.extract()?;
@@ -294,7 +294,7 @@ pub fn name_or_str(obj: &Bound<'_, PyAny>) -> Option<CompactString> {
     match obj.cast::<PyString>() {
         Ok(s) => Some(text(s)),
         Err(_) => obj
-            .getattr(pyo3::intern!(obj.py(), "name"))
+            .getattr(interned!(obj.py(), "name"))
             .ok()
             .and_then(|n| n.cast::<PyString>().ok().map(text)),
     }

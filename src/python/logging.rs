@@ -1,10 +1,10 @@
 //! Warnings go to `logging.getLogger("ferrotrace")`, on a Python thread
 //! (background threads queue them; see the core's `warnings.rs`).
 
+use super::once::GilOnceCell;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 
-static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static LOGGER: GilOnceCell<Py<PyAny>> = GilOnceCell::new();
 
 /// Logs `message` as a warning; never raises.
 pub fn warning(py: Python<'_>, message: &str) {

@@ -7,6 +7,7 @@ mod convert;
 mod fork;
 mod global;
 mod logging;
+mod once;
 mod options;
 mod otel;
 mod propagation;
@@ -46,6 +47,7 @@ fn _reset_current(py: Python<'_>, token: &Bound<'_, PyAny>) {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    once::initialise_pyo3_lazy_state(m.py());
     m.add_class::<tracer::TracerPy>()?;
     m.add_class::<span::SpanPy>()?;
     m.add_class::<span_context::SpanContextPy>()?;

@@ -9,8 +9,8 @@
 //! exception from the carrier's own methods means "no context". Only a
 //! carrier that is not a mapping or a list of pairs at all is a TypeError.
 
+use super::once::interned;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
-use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
 
@@ -247,13 +247,13 @@ fn read_into<'py>(carrier: &Bound<'py, PyAny>, headers: &mut Headers<'py>) -> Py
         }
     } else if carrier.is_instance_of::<PyList>() || carrier.is_instance_of::<PyTuple>() {
         read_iter(carrier, |pair| headers.add_pair(&pair))?;
-    } else if let Some(multi_items) = carrier.getattr_opt(intern!(py, "multi_items"))? {
+    } else if let Some(multi_items) = carrier.getattr_opt(interned!(py, "multi_items"))? {
         // httpx.Headers: items() joins repeated headers; this does not.
         read_iter(&multi_items.call0()?, |pair| headers.add_pair(&pair))?;
     } else if let Some(get_all) = multi_getter(carrier)? {
         // One call per distinct spelling of a wanted name: repeated headers
         // arrive as a list (starlette, werkzeug, http.client, multidict).
-        let keys = carrier.call_method0(intern!(py, "keys"))?;
+        let keys = carrier.call_method0(interned!(py, "keys"))?;
         let mut seen: Vec<Bound<'py, PyAny>> = Vec::new();
         read_iter(&keys, |key| {
             let Some(name) = headers.name_of(&key) else {
@@ -271,7 +271,7 @@ fn read_into<'py>(carrier: &Bound<'py, PyAny>, headers: &mut Headers<'py>) -> Py
             seen.push(key);
             Ok(())
         })?;
-    } else if let Some(items) = carrier.getattr_opt(intern!(py, "items"))? {
+    } else if let Some(items) = carrier.getattr_opt(interned!(py, "items"))? {
         read_iter(&items.call0()?, |pair| headers.add_pair(&pair))?;
     } else {
         return Ok(false);
@@ -293,10 +293,10 @@ fn read_iter<'py>(
 fn multi_getter<'py>(carrier: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
     let py = carrier.py();
     for name in [
-        intern!(py, "getlist"),
-        intern!(py, "get_all"),
-        intern!(py, "getall"),
-        intern!(py, "get_list"),
+        interned!(py, "getlist"),
+        interned!(py, "get_all"),
+        interned!(py, "getall"),
+        interned!(py, "get_list"),
     ] {
         if let Some(method) = carrier.getattr_opt(name)? {
             if method.is_callable() {

@@ -6,11 +6,11 @@
 //! shared `Arc` at finish so both the writer thread and this object can read
 //! it afterwards without a copy.
 
+use super::once::{interned, GilOnceCell};
 use crate::sync::Mutex;
 use compact_str::CompactString;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyList, PyString};
 use triomphe::{Arc, UniqueArc};
 
@@ -90,7 +90,7 @@ pub struct SpanPy {
     state: Mutex<SpanState>,
     /// The OpenTelemetry `SpanContext` of `get_span_context()`, made once:
     /// instrumentations ask for it on every inject and log record.
-    otel_context: PyOnceLock<Py<PyAny>>,
+    otel_context: GilOnceCell<Py<PyAny>>,
 }
 
 impl SpanPy {
@@ -110,7 +110,7 @@ impl SpanPy {
                 token: None,
                 outer_tokens: Vec::new(),
             }),
-            otel_context: PyOnceLock::new(),
+            otel_context: GilOnceCell::new(),
         }
     }
 
@@ -147,7 +147,7 @@ impl SpanPy {
                 token: None,
                 outer_tokens: Vec::new(),
             }),
-            otel_context: PyOnceLock::new(),
+            otel_context: GilOnceCell::new(),
         }
     }
 
@@ -810,7 +810,7 @@ impl SpanPy {
             }
         }
         // OpenTelemetry's `Status(code, description)`.
-        let status_code = pyo3::intern!(status.py(), "status_code");
+        let status_code = interned!(status.py(), "status_code");
         if let Some(code) = status.getattr_opt(status_code)? {
             if code.hasattr(status_code)? {
                 // Not a Status: its code would be read forever.
@@ -819,7 +819,7 @@ impl SpanPy {
                 ));
             }
             let description = status
-                .getattr_opt(pyo3::intern!(status.py(), "description"))?
+                .getattr_opt(interned!(status.py(), "description"))?
                 .filter(|d| !d.is_none());
             return self.set_status(&code, description.as_ref());
         }

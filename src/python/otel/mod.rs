@@ -24,10 +24,10 @@ pub use tracer::{CurrentSpanPy, OtelTracerPy};
 
 use std::sync::Arc;
 
+use crate::python::once::{interned, GilOnceCell};
 use compact_str::CompactString;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyString, PyType};
 
 use crate::attributes::{Attributes, Limits};
@@ -55,7 +55,7 @@ struct Api {
     status_codes: [Py<PyAny>; 3],
 }
 
-static API: PyOnceLock<Api> = PyOnceLock::new();
+static API: GilOnceCell<Api> = GilOnceCell::new();
 
 const KINDS: [SpanKind; 5] = [
     SpanKind::Internal,
@@ -156,10 +156,10 @@ fn status_from_py(
     }
     // A `Status`: its code and description (the argument is ignored, as
     // the SDK does).
-    if let Some(code) = status.getattr_opt(pyo3::intern!(py, "status_code"))? {
+    if let Some(code) = status.getattr_opt(interned!(py, "status_code"))? {
         if let Some(parsed) = code_of(&code) {
             let description = status
-                .getattr_opt(pyo3::intern!(py, "description"))?
+                .getattr_opt(interned!(py, "description"))?
                 .filter(|d| !d.is_none())
                 .map(|d| convert::display(&d));
             return Ok(Some((parsed, description)));
@@ -182,7 +182,7 @@ pub fn span_context<'py>(
         Some(header) => api
             .trace_state
             .bind(py)
-            .call_method1(pyo3::intern!(py, "from_header"), (vec![header],))?,
+            .call_method1(interned!(py, "from_header"), (vec![header],))?,
         None => api.default_trace_state.bind(py).clone(),
     };
     api.span_context.bind(py).call1((
@@ -198,18 +198,18 @@ pub fn span_context<'py>(
 /// (or of anything with its attributes), if it is valid.
 fn read_span_context(ctx: &Bound<'_, PyAny>) -> PyResult<Option<RemoteParent>> {
     let py = ctx.py();
-    if !ctx.getattr(pyo3::intern!(py, "is_valid"))?.is_truthy()? {
+    if !ctx.getattr(interned!(py, "is_valid"))?.is_truthy()? {
         return Ok(None);
     }
-    let trace_id: u128 = ctx.getattr(pyo3::intern!(py, "trace_id"))?.extract()?;
-    let span_id: u64 = ctx.getattr(pyo3::intern!(py, "span_id"))?.extract()?;
-    let flags: i64 = ctx.getattr(pyo3::intern!(py, "trace_flags"))?.extract()?;
-    let is_remote = ctx.getattr(pyo3::intern!(py, "is_remote"))?.is_truthy()?;
-    let state = ctx.getattr(pyo3::intern!(py, "trace_state"))?;
+    let trace_id: u128 = ctx.getattr(interned!(py, "trace_id"))?.extract()?;
+    let span_id: u64 = ctx.getattr(interned!(py, "span_id"))?.extract()?;
+    let flags: i64 = ctx.getattr(interned!(py, "trace_flags"))?.extract()?;
+    let is_remote = ctx.getattr(interned!(py, "is_remote"))?.is_truthy()?;
+    let state = ctx.getattr(interned!(py, "trace_state"))?;
     let tracestate = if state.is_none() || state.len().unwrap_or(0) == 0 {
         None
     } else {
-        let header = state.call_method0(pyo3::intern!(py, "to_header"))?;
+        let header = state.call_method0(interned!(py, "to_header"))?;
         Some(Arc::from(convert::display(&header).as_str()))
     };
     if trace_id == 0 || span_id == 0 {
@@ -233,7 +233,7 @@ fn read_span_context(ctx: &Bound<'_, PyAny>) -> PyResult<Option<RemoteParent>> {
 pub fn foreign_parent(span: &Bound<'_, PyAny>) -> Option<RemoteParent> {
     let py = span.py();
     let found = span
-        .call_method0(pyo3::intern!(py, "get_span_context"))
+        .call_method0(interned!(py, "get_span_context"))
         .and_then(|ctx| read_span_context(&ctx));
     match found {
         Ok(parent) => parent.map(|p| RemoteParent { remote: true, ..p }),
@@ -262,7 +262,7 @@ fn parent_in_context<'py>(ctx: &Bound<'py, PyAny>) -> PyResult<ContextParent<'py
     let found = match ctx.cast::<PyDict>() {
         Ok(dict) => dict.get_item(&key)?,
         Err(_) => Some(
-            ctx.call_method1(pyo3::intern!(py, "get"), (&key,))
+            ctx.call_method1(interned!(py, "get"), (&key,))
                 .map_err(|_| {
                     PyTypeError::new_err(format!(
                         "context must be an opentelemetry.context.Context, not {}",
@@ -311,7 +311,7 @@ pub fn link(
             ))
         };
         if target
-            .getattr_opt(pyo3::intern!(target.py(), "is_valid"))?
+            .getattr_opt(interned!(target.py(), "is_valid"))?
             .is_none()
         {
             return Err(not_a_context());
@@ -355,9 +355,9 @@ fn links_from(links: &Bound<'_, PyAny>, limits: &Limits) -> PyResult<Vec<Link>> 
     for item in links.try_iter().map_err(|_| not_links())? {
         let item = item?;
         let context = item
-            .getattr(pyo3::intern!(py, "context"))
+            .getattr(interned!(py, "context"))
             .map_err(|_| not_links())?;
-        let attributes = item.getattr_opt(pyo3::intern!(py, "attributes"))?;
+        let attributes = item.getattr_opt(interned!(py, "attributes"))?;
         if let Some(link) = link(&context, attributes.as_ref(), limits)? {
             out.push(link);
         }
