@@ -126,15 +126,13 @@ loom:
 # any memory error or definite leak fails, no suppressions. "Possibly lost"
 # blocks are not shown: they belong to background threads still running at
 # exit (never joined past a deadline, by design: ARCHITECTURE.md, "Exit").
-# Property tests run 16 cases instead of 256. One test is left out: it
-# asserts a 50 ms slack on a deadline, which valgrind's slowdown exceeds.
-VALGRIND_SKIP := --skip export::retry::tests::retries_stop_at_the_deadline
+# Property tests run 16 cases instead of 256.
 valgrind:
 	cargo test -q --profile valgrind --lib --no-run
 	bin=$$(cargo test --profile valgrind --lib --no-run 2>&1 | sed -n 's/.*Executable unittests src\/lib.rs (\(.*\))/\1/p'); \
 	PROPTEST_CASES=16 valgrind -q --error-exitcode=1 --leak-check=full \
 		--show-leak-kinds=definite --errors-for-leak-kinds=definite \
-		$$bin --test-threads=2 -q $(VALGRIND_SKIP)
+		$$bin --test-threads=2 -q
 
 clean:
 	rm -rf $(VENV) target
