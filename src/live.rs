@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use foldhash::HashMap;
+use smallvec::SmallVec;
 
 use compact_str::CompactString;
 
@@ -50,9 +51,13 @@ impl Default for LiveLimits {
     }
 }
 
+/// A trace's kept spans. Most local traces have one or two spans: those
+/// stay inline, so completing a trace allocates nothing.
+type TraceSpans = SmallVec<[FinishedSpan; 2]>;
+
 #[derive(Default)]
 struct OpenTrace {
-    spans: Vec<FinishedSpan>,
+    spans: TraceSpans,
     span_count: u64,
     error_count: u64,
     /// Unsampled spans that did not fit in `spans` (lost if the trace is kept).
@@ -60,7 +65,7 @@ struct OpenTrace {
 }
 
 struct ClosedTrace {
-    spans: Vec<FinishedSpan>,
+    spans: TraceSpans,
     summary: TraceSummary,
 }
 
@@ -99,9 +104,7 @@ pub struct LiveAnalysis {
     /// Traces completed lately: a straggler span (finished after its root,
     /// e.g. by a fire-and-forget task) must not open a trace that would
     /// never complete.
-    /// ... and whether each was recorded (sampled, or kept by the tail rules).
-    closed: HashMap<TraceId, bool>,
-    closed_order: VecDeque<TraceId>,
+    closed: ClosedTraces,
     pub counters: LiveCounters,
 }
 
@@ -117,8 +120,7 @@ impl LiveAnalysis {
             open_order: VecDeque::new(),
             recent: VecDeque::new(),
             recent_errors: VecDeque::new(),
-            closed: HashMap::default(),
-            closed_order: VecDeque::new(),
+            closed: ClosedTraces::new(limits.max_recent_traces.max(4096)),
             counters: LiveCounters::default(),
         }
     }
@@ -148,7 +150,7 @@ impl LiveAnalysis {
             return self.complete(span, pool, release);
         }
 
-        if let Some(&recorded) = self.closed.get(&span.trace_id) {
+        if let Some(recorded) = self.closed.get(span.trace_id) {
             // A straggler, finished after its root: follow the trace's fate.
             if !span.sampled {
                 if recorded {
@@ -200,7 +202,7 @@ impl LiveAnalysis {
         let open = self.open.remove(&root.trace_id).unwrap_or_default();
         let error_count = open.error_count + u64::from(root.status == Status::Error);
         let recorded = root.sampled || self.tail.keeps(error_count, root.duration_ms());
-        self.remember_closed(root.trace_id, recorded);
+        self.closed.insert(root.trace_id, recorded);
         let mut spans = open.spans;
         spans.push(root.clone());
         if !recorded {
@@ -280,19 +282,6 @@ impl LiveAnalysis {
         }
     }
 
-    fn remember_closed(&mut self, trace_id: TraceId, recorded: bool) {
-        if self.closed.insert(trace_id, recorded).is_some() {
-            return;
-        }
-        self.closed_order.push_back(trace_id);
-        let keep = self.limits.max_recent_traces.max(4096);
-        while self.closed_order.len() > keep {
-            if let Some(oldest) = self.closed_order.pop_front() {
-                self.closed.remove(&oldest);
-            }
-        }
-    }
-
     /// The trace's local root will never arrive (traced code finished it
     /// but the buffer refused it, counted there): nothing can judge the
     /// trace any more, so its held unsampled spans are unsampled, as in
@@ -303,7 +292,7 @@ impl LiveAnalysis {
         if let Some(trace) = self.open.remove(&trace_id) {
             self.count_unkept(trace, pool);
         }
-        self.remember_closed(trace_id, false);
+        self.closed.insert(trace_id, false);
     }
 
     /// At shutdown: every trace still open is abandoned (its root never
@@ -410,6 +399,63 @@ impl LiveAnalysis {
     }
 }
 
+/// Traces completed lately, and whether each was recorded (sampled, or kept
+/// by the tail rules). Direct-mapped: a trace takes the slot its id hashes
+/// to, and a later trace hashing there takes it over. With slots for twice
+/// `remember`, about 4 in 5 of the latest `remember` traces are remembered,
+/// at one memory access per span instead of a map's insert, lookup and
+/// eviction (a straggler of a forgotten trace is held as an open trace,
+/// evicted and counted like any other).
+struct ClosedTraces {
+    slots: Box<[ClosedSlot]>,
+    /// `64 - log2(slots.len())`: the hash's top bits pick the slot.
+    shift: u32,
+}
+
+/// An empty slot holds trace id 0, which no trace has (W3C Trace Context).
+#[derive(Clone, Copy, Default)]
+struct ClosedSlot {
+    low: u64,
+    high: u64,
+    recorded: bool,
+}
+
+impl ClosedTraces {
+    fn new(remember: usize) -> Self {
+        let len = (remember.max(1) * 2).next_power_of_two();
+        ClosedTraces {
+            slots: vec![ClosedSlot::default(); len].into_boxed_slice(),
+            shift: 64 - len.trailing_zeros(),
+        }
+    }
+
+    #[inline]
+    fn slot(&self, trace_id: TraceId) -> (usize, u64, u64) {
+        let (low, high) = (trace_id.0 as u64, (trace_id.0 >> 64) as u64);
+        // Fibonacci hashing: ids from other tracers need not be random in
+        // any particular bits.
+        let hash = (low ^ high.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        ((hash >> self.shift) as usize, low, high)
+    }
+
+    #[inline]
+    fn get(&self, trace_id: TraceId) -> Option<bool> {
+        let (index, low, high) = self.slot(trace_id);
+        let slot = &self.slots[index];
+        (slot.low == low && slot.high == high && trace_id.0 != 0).then_some(slot.recorded)
+    }
+
+    #[inline]
+    fn insert(&mut self, trace_id: TraceId, recorded: bool) {
+        let (index, low, high) = self.slot(trace_id);
+        self.slots[index] = ClosedSlot {
+            low,
+            high,
+            recorded,
+        };
+    }
+}
+
 fn push_bounded(
     store: &mut VecDeque<ClosedTrace>,
     trace: ClosedTrace,
@@ -438,6 +484,30 @@ mod tests {
     use crate::ids::SpanId;
     use crate::query::TraceQueries;
     use crate::span::SpanRecord;
+
+    #[test]
+    fn closed_traces_remember_the_latest_and_their_fate() {
+        let mut closed = ClosedTraces::new(4096);
+        assert_eq!(closed.get(TraceId(0)), None, "the empty slot's id");
+        for i in 1..=100_000u128 {
+            // Sequential ids too: another tracer's need not be random.
+            closed.insert(TraceId(i), i % 3 == 0);
+        }
+        assert_eq!(closed.get(TraceId(0)), None);
+        assert_eq!(closed.get(TraceId(100_001)), None);
+        let latest = (100_000 - 4095..=100_000u128)
+            .filter(|&i| closed.get(TraceId(i)) == Some(i % 3 == 0))
+            .count();
+        // Slots for twice as many: hash collisions forget a few.
+        assert!(latest > 3000, "{latest} of the latest 4096 remembered");
+        let oldest = (1..=4096u128)
+            .filter(|&i| closed.get(TraceId(i)).is_some())
+            .count();
+        assert_eq!(oldest, 0, "long since taken over");
+        closed.insert(TraceId(7 << 64), true);
+        assert_eq!(closed.get(TraceId(7 << 64)), Some(true));
+        assert_eq!(closed.get(TraceId(7)), None, "the high half counts");
+    }
 
     fn span(trace: u128, id: u64, parent: Option<u64>, ms: u64, error: bool) -> FinishedSpan {
         let mut r = SpanRecord::new(TraceId(trace), parent.map(SpanId), "op".into());

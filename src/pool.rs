@@ -32,18 +32,20 @@ impl RecordPool {
     ) -> UniqueArc<SpanRecord> {
         match self.free.pop() {
             Some(mut record) => {
-                record.reset(trace_id, parent_id, name);
+                record.reuse(trace_id, parent_id, name);
                 record
             }
             None => UniqueArc::new(SpanRecord::new(trace_id, parent_id, name)),
         }
     }
 
-    /// Takes back a finished record if nobody else holds it; otherwise the
-    /// last holder frees it as usual.
+    /// Takes back a finished record if nobody else holds it (clearing it
+    /// here, off the traced thread); otherwise the last holder frees it as
+    /// usual.
     #[inline]
     pub fn recycle(&self, span: Arc<SpanRecord>) {
-        if let Ok(record) = Arc::try_unique(span) {
+        if let Ok(mut record) = Arc::try_unique(span) {
+            record.clear_for_reuse();
             let _ = self.free.push(record);
         }
     }

@@ -193,20 +193,79 @@ impl SpanRecord {
         }
     }
 
-    /// Makes a used record new again, keeping its allocations.
-    pub fn reset(&mut self, trace_id: TraceId, parent_id: Option<SpanId>, name: CompactString) {
-        let mut attributes = std::mem::take(&mut self.attributes);
-        attributes.clear();
-        let mut events = std::mem::take(&mut self.events);
-        events.clear();
-        let mut links = std::mem::take(&mut self.links);
-        links.clear();
-        *self = SpanRecord {
+    /// Drops what a finished span held, keeping the allocations: done by
+    /// whoever hands the record back to the pool (the collector or a sink,
+    /// which have it in cache), so that [`Self::reuse`] on the traced
+    /// thread only writes the fixed-size fields.
+    pub fn clear_for_reuse(&mut self) {
+        self.name = CompactString::default();
+        self.attributes.clear();
+        self.events.clear();
+        self.error = None;
+        self.parent_service = None;
+        self.scope = None;
+        self.tracestate = None;
+        self.links.clear();
+    }
+
+    /// Makes a record cleared by [`Self::clear_for_reuse`] a new span, as
+    /// [`Self::new`] would (every field is named: a new one must be reset
+    /// here too).
+    #[inline]
+    pub fn reuse(&mut self, trace_id: TraceId, parent_id: Option<SpanId>, name: CompactString) {
+        let SpanRecord {
+            trace_id: trace,
+            span_id,
+            parent_id: parent,
+            name: own_name,
+            kind,
+            start_mono,
+            end_mono,
+            start_ns,
+            status,
             attributes,
             events,
+            dropped_events,
+            error,
+            is_local_root,
+            remote_parent,
+            sampled,
+            random,
+            duration_override_ns,
+            parent_service,
+            scope,
+            tracestate,
             links,
-            ..SpanRecord::new(trace_id, parent_id, name)
-        };
+            dropped_links,
+        } = self;
+        debug_assert!(
+            own_name.is_empty()
+                && attributes.is_empty()
+                && attributes.dropped == 0
+                && events.is_empty()
+                && error.is_none()
+                && parent_service.is_none()
+                && scope.is_none()
+                && tracestate.is_none()
+                && links.is_empty(),
+            "reuse of a record that was not cleared"
+        );
+        *trace = trace_id;
+        *span_id = SpanId::random();
+        *parent = parent_id;
+        *own_name = name;
+        *kind = SpanKind::Internal;
+        *start_mono = 0;
+        *end_mono = 0;
+        *start_ns = 0;
+        *status = Status::Unset;
+        *dropped_events = 0;
+        *is_local_root = parent_id.is_none();
+        *remote_parent = false;
+        *sampled = true;
+        *random = false;
+        *duration_override_ns = None;
+        *dropped_links = 0;
     }
 
     pub fn is_finished(&self) -> bool {
@@ -339,8 +398,58 @@ mod tests {
         }
         assert_eq!(r.links.len(), MAX_LINKS);
         assert_eq!(r.dropped_links, 3);
-        r.reset(TraceId(2), None, "y".into());
+        r.clear_for_reuse();
+        r.reuse(TraceId(2), None, "y".into());
         assert!(r.links.is_empty());
         assert_eq!(r.dropped_links, 0);
+    }
+
+    #[test]
+    fn a_reused_record_is_a_new_one() {
+        let limits = Limits::default();
+        let mut r = SpanRecord::new(
+            TraceId(1),
+            None,
+            "a long name that is not inline at all".into(),
+        );
+        r.kind = SpanKind::Client;
+        r.start_mono = 5;
+        r.end_mono = 9;
+        r.start_ns = 11;
+        r.set_attribute("k".into(), AttrValue::Int(1), &limits);
+        r.attributes.dropped = 2;
+        r.attributes.truncated = 3;
+        r.add_event(
+            Event {
+                name: "e".into(),
+                ts_ns: 1,
+                level: "info".into(),
+                attributes: Attributes::default(),
+            },
+            &limits,
+        );
+        r.dropped_events = 4;
+        r.set_error(ErrorInfo::default(), &limits);
+        r.remote_parent = true;
+        r.sampled = false;
+        r.random = true;
+        r.duration_override_ns = Some(3);
+        r.parent_service = Some("other".into());
+        r.scope = Some(std::sync::Arc::new(Scope::default()));
+        r.tracestate = Some("a=b".into());
+        r.add_link(Link {
+            trace_id: TraceId(7),
+            span_id: SpanId(8),
+            sampled: true,
+            random: false,
+            tracestate: None,
+            attributes: Attributes::default(),
+        });
+        r.dropped_links = 5;
+        r.clear_for_reuse();
+        r.reuse(TraceId(2), Some(SpanId(6)), "b".into());
+        let mut fresh = SpanRecord::new(TraceId(2), Some(SpanId(6)), "b".into());
+        fresh.span_id = r.span_id;
+        assert_eq!(r, fresh);
     }
 }
