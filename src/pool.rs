@@ -39,12 +39,14 @@ impl RecordPool {
         }
     }
 
-    /// Takes back a finished record if nobody else holds it (clearing it
-    /// here, off the traced thread); otherwise the last holder frees it as
-    /// usual.
+    /// Lets go of a holder of a finished record and takes the record back if
+    /// that was the last one (clearing it here, off the traced thread).
+    /// One atomic operation whatever the outcome, and of two holders
+    /// letting go at once exactly one gets it (a check before letting go
+    /// would read the count the other thread just wrote, then write it).
     #[inline]
     pub fn recycle(&self, span: Arc<SpanRecord>) {
-        if let Ok(mut record) = Arc::try_unique(span) {
+        if let Some(mut record) = Arc::into_unique(span) {
             record.clear_for_reuse();
             let _ = self.free.push(record);
         }
