@@ -9,6 +9,32 @@ use crate::span::SpanRecord;
 
 pub type FinishedSpan = Arc<SpanRecord>;
 
+/// How many spans ahead of the one it works on the collector asks for.
+pub const PREFETCH_AHEAD: usize = 4;
+
+/// Asks the CPU to start loading a finished span's record into this core's
+/// cache. The traced thread wrote it on another core, so the collector's
+/// first read of each record waits for it (a visible part of its time);
+/// asked for a few spans ahead, the loads overlap the work on the current
+/// one. A hint only: it never faults and changes nothing.
+#[inline(always)]
+pub fn prefetch(span: &FinishedSpan) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let record = Arc::as_ptr(span).cast::<i8>();
+        // The record's fixed part: four cache lines.
+        for line in 0..std::mem::size_of::<SpanRecord>().div_ceil(64) {
+            // SAFETY: SSE is part of every x86_64 CPU, and a prefetch reads
+            // nothing the program sees and cannot fault, whatever the address
+            // (this one is inside a live record).
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(record.wrapping_add(line * 64)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = span;
+}
+
 pub struct SpanBuffer {
     queue: ArrayQueue<FinishedSpan>,
 }

@@ -22,7 +22,7 @@ use crate::sync::{Condvar, Mutex};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::buffer::{FinishedSpan, SpanBuffer};
+use crate::buffer::{prefetch, FinishedSpan, SpanBuffer, PREFETCH_AHEAD};
 use crate::clock;
 use crate::config::Config;
 use crate::flush::FlushTickets;
@@ -538,7 +538,11 @@ impl CollectorThread {
         let mut events_dropped = 0u64;
         {
             let mut live = pipeline.analysis.lock();
-            for span in self.drained.drain(..) {
+            let mut drained = self.drained.drain(..);
+            while let Some(span) = drained.next() {
+                if let Some(ahead) = drained.as_slice().get(PREFETCH_AHEAD - 1) {
+                    prefetch(ahead);
+                }
                 attributes_dropped += u64::from(span.attributes.dropped);
                 events_dropped += u64::from(span.dropped_events);
                 if let Some(summary) = live.observe(&span, &pipeline.pool, &mut self.released) {
