@@ -22,7 +22,7 @@ use compact_str::CompactString;
 
 use crate::analysis::{callee, DependencyEdge, QuantileSketch};
 use crate::attributes::AttrValue;
-use crate::buffer::FinishedSpan;
+use crate::buffer::{prefetch, FinishedSpan};
 use crate::ids::TraceId;
 use crate::pool::RecordPool;
 use crate::sampling::TailRules;
@@ -472,6 +472,14 @@ fn push_bounded(
             for span in old.spans {
                 pool.recycle(span);
             }
+        }
+    }
+    // The next trace to go: its records were last touched on the traced
+    // thread's core (its span objects let go of them). Loading them now
+    // overlaps the wait with the spans in between.
+    if store.len() + 1 >= capacity {
+        if let Some(next) = store.front() {
+            next.spans.iter().for_each(prefetch);
         }
     }
     store.push_back(trace);
