@@ -8,7 +8,7 @@ use crate::analysis::SpanRow;
 use crate::attributes::{AttrValue, Attributes};
 use crate::clock;
 use crate::ids::{SpanId, TraceId};
-use crate::span::SpanRecord;
+use crate::span::{SpanKind, SpanRecord, Status};
 use crate::trace_summary::TraceSummary;
 
 /// Appends `record` as one JSON line to `out`.
@@ -17,7 +17,7 @@ use crate::trace_summary::TraceSummary;
 /// escaping and are copied as bytes, so only user-supplied text (names,
 /// attribute keys and values, messages) goes through serde_json's escaper.
 /// This keeps the writer thread well above a million spans per second.
-pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &str) {
+pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &JsonString) {
     let r = record;
     write_head(
         out,
@@ -26,15 +26,18 @@ pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &str) {
             span_id: r.span_id,
             parent_id: r.parent_id,
             name: &r.name,
-            service,
-            kind: r.kind.as_str(),
+            service: Text::Json(&service.0),
+            kind: Text::Json(kind_json(r.kind)),
             start_ns: r.start_ns,
             end_ns: r.end_ns(),
         },
     );
     write_duration_ms(out, r.duration_ns());
-    out.extend_from_slice(b",\"status\":");
-    write_str(out, r.status.as_written());
+    // What `Status::as_written` names, as constant JSON.
+    out.extend_from_slice(match r.status {
+        Status::Error => b",\"status\":\"error\"",
+        Status::Ok | Status::Unset => b",\"status\":\"ok\"",
+    });
     out.extend_from_slice(b",\"attributes\":");
     write_attributes(out, &r.attributes);
     out.extend_from_slice(b",\"events\":[");
@@ -95,8 +98,8 @@ pub fn write_row(out: &mut Vec<u8>, row: &SpanRow) {
             span_id: row.span_id,
             parent_id: row.parent_id,
             name: &row.name,
-            service: &row.service,
-            kind: &row.kind,
+            service: Text::Plain(&row.service),
+            kind: Text::Plain(&row.kind),
             start_ns: row.start_ns,
             end_ns: row.end_ns,
         },
@@ -164,10 +167,50 @@ struct Head<'a> {
     span_id: SpanId,
     parent_id: Option<SpanId>,
     name: &'a str,
-    service: &'a str,
-    kind: &'a str,
+    service: Text<'a>,
+    kind: Text<'a>,
     start_ns: u64,
     end_ns: u64,
+}
+
+/// A string written as JSON once (quotes included, escaped as needed), for
+/// text every line repeats: the service name of a tracer's spans.
+pub struct JsonString(Vec<u8>);
+
+impl JsonString {
+    pub fn new(text: &str) -> Self {
+        let mut json = Vec::with_capacity(text.len() + 2);
+        write_str(&mut json, text);
+        JsonString(json)
+    }
+}
+
+/// Text of a line's head: as given (escaped on the way), or already JSON.
+#[derive(Clone, Copy)]
+enum Text<'a> {
+    Plain(&'a str),
+    Json(&'a [u8]),
+}
+
+impl Text<'_> {
+    #[inline]
+    fn write(self, out: &mut Vec<u8>) {
+        match self {
+            Text::Plain(text) => write_str(out, text),
+            Text::Json(json) => out.extend_from_slice(json),
+        }
+    }
+}
+
+/// A span kind as its JSON string: constant, so never escaped per line.
+fn kind_json(kind: SpanKind) -> &'static [u8] {
+    match kind {
+        SpanKind::Internal => b"\"internal\"",
+        SpanKind::Server => b"\"server\"",
+        SpanKind::Client => b"\"client\"",
+        SpanKind::Producer => b"\"producer\"",
+        SpanKind::Consumer => b"\"consumer\"",
+    }
 }
 
 /// `{"trace_id":..` through `"duration_ms":` (the caller writes the value).
@@ -186,9 +229,9 @@ fn write_head(out: &mut Vec<u8>, h: &Head) {
     }
     write_str(out, h.name);
     out.extend_from_slice(b",\"service\":");
-    write_str(out, h.service);
+    h.service.write(out);
     out.extend_from_slice(b",\"kind\":");
-    write_str(out, h.kind);
+    h.kind.write(out);
     out.extend_from_slice(b",\"start_ns\":");
     write_u64(out, h.start_ns);
     out.extend_from_slice(b",\"end_ns\":");
@@ -471,9 +514,32 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_and_status_is_written_as_named() {
+        use crate::span::{SpanKind, Status};
+        for kind in [
+            SpanKind::Internal,
+            SpanKind::Server,
+            SpanKind::Client,
+            SpanKind::Producer,
+            SpanKind::Consumer,
+        ] {
+            for status in [Status::Unset, Status::Ok, Status::Error] {
+                let mut r = record();
+                r.kind = kind;
+                r.status = status;
+                let mut out = Vec::new();
+                write_span(&mut out, &r, &JsonString::new("svc"));
+                let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+                assert_eq!(v["kind"], kind.as_str());
+                assert_eq!(v["status"], status.as_written());
+            }
+        }
+    }
+
+    #[test]
     fn span_line_is_valid_json_with_the_contract_keys() {
         let mut out = Vec::new();
-        write_span(&mut out, &record(), "svc");
+        write_span(&mut out, &record(), &JsonString::new("svc"));
         assert_eq!(out.last(), Some(&b'\n'));
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["trace_id"], "00000000000000000000000000000abc");
@@ -524,7 +590,7 @@ mod tests {
         });
         r.dropped_links = 2;
         let mut out = Vec::new();
-        write_span(&mut out, &r, "svc");
+        write_span(&mut out, &r, &JsonString::new("svc"));
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             v["scope"],
@@ -625,7 +691,7 @@ mod tests {
             &limits,
         );
         let mut out = Vec::new();
-        write_span(&mut out, &r, "s\"vc");
+        write_span(&mut out, &r, &JsonString::new("s\"vc"));
         let text = std::str::from_utf8(&out).unwrap();
         assert_eq!(text.matches('\n').count(), 1, "one line: {text}");
         let v: serde_json::Value = serde_json::from_str(text).unwrap();

@@ -46,7 +46,8 @@ struct Family {
 }
 
 pub struct JsonlSink {
-    service: String,
+    /// Every line's service name, written as JSON once.
+    service: jsonl::JsonString,
     dir: PathBuf,
     limits: FileLimits,
     spans: Family,
@@ -80,7 +81,7 @@ impl JsonlSink {
             ))),
         };
         JsonlSink {
-            service: service.to_string(),
+            service: jsonl::JsonString::new(service),
             dir: dir.to_path_buf(),
             limits,
             spans: family("spans"),
