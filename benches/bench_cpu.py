@@ -16,6 +16,10 @@ and reports, per span:
   (Python) thread and the collector ("ferrotrace-writ"), which also writes
   the files.
 
+Each tracer runs in a fresh interpreter, once per round (rounds alternate
+the tracers; the median round is reported): process CPU time would otherwise
+also count the threads an earlier peer left running.
+
 Usage: python benches/bench_cpu.py [peer ...]   (PEERS_N iterations, default 100000)
 Target (issue 12): ferrotrace's total CPU at most 3x the floor's.
 """
@@ -24,9 +28,11 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -109,8 +115,28 @@ def run_one(peers, name: str) -> dict[str, float] | None:
     return row
 
 
+def run_isolated(name: str) -> dict[str, float]:
+    """`run_one` in a fresh interpreter: CPU time is counted per process, and
+    the peers leave threads running (batch processors, agent writers) that
+    would otherwise be counted against whichever tracer runs after them."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--one", name],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"exit {proc.returncode}: {tail}")
+    return json.loads(lines[-1])
+
+
 def main(argv: list[str]) -> None:
-    peers = load_peers()
+    if argv[:1] == ["--one"]:
+        row = run_one(load_peers(), argv[1])
+        print(json.dumps(row))
+        return
     names = [a for a in argv if not a.startswith("-")] or [
         "floor",
         "ferrotrace",
@@ -129,10 +155,9 @@ def main(argv: list[str]) -> None:
             if name in given_up:
                 continue
             try:
-                row = run_one(peers, name)
+                row = run_isolated(name)
             except Exception as exc:
-                # A peer that is not installed (or cannot be set up twice in
-                # one process, as pytracingx) is reported, not fatal.
+                # A peer that is not installed is reported, not fatal.
                 print(f"{name:12s} stopped: {type(exc).__name__}: {exc}", file=sys.stderr)
                 given_up.add(name)
                 continue
