@@ -19,20 +19,26 @@ pub const PREFETCH_AHEAD: usize = 4;
 /// one. A hint only: it never faults and changes nothing.
 #[inline(always)]
 pub fn prefetch(span: &FinishedSpan) {
+    prefetch_record(span);
+}
+
+/// Asks for a record's fixed part (four cache lines) to be loaded into this
+/// core's cache: see [`prefetch`] and `RecordPool::record`.
+#[inline(always)]
+pub fn prefetch_record(record: &SpanRecord) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let record = Arc::as_ptr(span).cast::<i8>();
-        // The record's fixed part: four cache lines.
+        let start = std::ptr::from_ref(record).cast::<i8>();
         for line in 0..std::mem::size_of::<SpanRecord>().div_ceil(64) {
             // SAFETY: SSE is part of every x86_64 CPU, and a prefetch reads
             // nothing the program sees and cannot fault, whatever the address
             // (this one is inside a live record).
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(record.wrapping_add(line * 64)) };
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(line * 64)) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = span;
+    let _ = record;
 }
 
 pub struct SpanBuffer {
