@@ -253,7 +253,7 @@ fn main() {
     run("JSONL (file writer, for scale)", budget, &spans, |spans| {
         out.clear();
         for s in spans {
-            jsonl::write_span(&mut out, s, &jsonl::JsonString::new("checkout"));
+            jsonl::write_span(&mut out, s, &jsonl::ServiceJson::new("checkout"));
         }
         out.len()
     });

@@ -75,7 +75,7 @@ fn bench_buffer(n: u64) {
 fn bench_serialise(n: u64) {
     let spans: Vec<SpanRecord> = (0..1024).map(workload_span).collect();
     let mut out = Vec::with_capacity(1 << 20);
-    let service = jsonl::JsonString::new("bench");
+    let service = jsonl::ServiceJson::new("bench");
     let start = Instant::now();
     let mut bytes = 0usize;
     for i in 0..n {

@@ -139,6 +139,11 @@ impl<const N: usize> HexBuf<N> {
         &self.0
     }
 
+    /// The digits as a fixed-size array, for copies of known size.
+    pub fn as_array(&self) -> &[u8; N] {
+        &self.0
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever written into the buffer.
         std::str::from_utf8(&self.0).unwrap_or_default()

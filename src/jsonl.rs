@@ -4,6 +4,8 @@
 //! need escaping goes through serde_json's escaper, so whatever a span
 //! carries, each line is strict UTF-8 JSON.
 
+use std::mem::MaybeUninit;
+
 use crate::analysis::SpanRow;
 use crate::attributes::{AttrValue, Attributes};
 use crate::clock;
@@ -17,7 +19,7 @@ use crate::trace_summary::TraceSummary;
 /// escaping and are copied as bytes, so only user-supplied text (names,
 /// attribute keys and values, messages) goes through serde_json's escaper.
 /// This keeps the writer thread well above a million spans per second.
-pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &JsonString) {
+pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &ServiceJson) {
     let r = record;
     write_head(
         out,
@@ -26,19 +28,19 @@ pub fn write_span(out: &mut Vec<u8>, record: &SpanRecord, service: &JsonString) 
             span_id: r.span_id,
             parent_id: r.parent_id,
             name: &r.name,
-            service: Text::Json(&service.0),
-            kind: Text::Json(kind_json(r.kind)),
+            service_and_kind: Text::Json(service.with_kind(r.kind)),
             start_ns: r.start_ns,
             end_ns: r.end_ns(),
         },
     );
-    write_duration_ms(out, r.duration_ns());
-    // What `Status::as_written` names, as constant JSON.
-    out.extend_from_slice(match r.status {
-        Status::Error => b",\"status\":\"error\"",
-        Status::Ok | Status::Unset => b",\"status\":\"ok\"",
+    Chunk::write::<{ DURATION_MAX + 31 }>(out, |middle| {
+        middle.put_duration_ms(r.duration_ns());
+        // What `Status::as_written` names, as constant JSON.
+        match r.status {
+            Status::Error => middle.put(b",\"status\":\"error\",\"attributes\":"),
+            Status::Ok | Status::Unset => middle.put(b",\"status\":\"ok\",\"attributes\":"),
+        }
     });
-    out.extend_from_slice(b",\"attributes\":");
     write_attributes(out, &r.attributes);
     out.extend_from_slice(b",\"events\":[");
     for (i, e) in r.events.iter().enumerate() {
@@ -98,8 +100,10 @@ pub fn write_row(out: &mut Vec<u8>, row: &SpanRow) {
             span_id: row.span_id,
             parent_id: row.parent_id,
             name: &row.name,
-            service: Text::Plain(&row.service),
-            kind: Text::Plain(&row.kind),
+            service_and_kind: Text::Plain {
+                service: &row.service,
+                kind: &row.kind,
+            },
             start_ns: row.start_ns,
             end_ns: row.end_ns,
         },
@@ -167,28 +171,43 @@ struct Head<'a> {
     span_id: SpanId,
     parent_id: Option<SpanId>,
     name: &'a str,
-    service: Text<'a>,
-    kind: Text<'a>,
+    service_and_kind: Text<'a>,
     start_ns: u64,
     end_ns: u64,
 }
 
-/// A string written as JSON once (quotes included, escaped as needed), for
-/// text every line repeats: the service name of a tracer's spans.
-pub struct JsonString(Vec<u8>);
+/// A tracer's service name written as JSON once (escaped as needed), with
+/// each span kind after it: `,"service":"..","kind":".."`, the part of a
+/// span line between its name and its times, which every line repeats.
+pub struct ServiceJson {
+    by_kind: [Box<[u8]>; SpanKind::ALL.len()],
+}
 
-impl JsonString {
-    pub fn new(text: &str) -> Self {
-        let mut json = Vec::with_capacity(text.len() + 2);
-        write_str(&mut json, text);
-        JsonString(json)
+impl ServiceJson {
+    pub fn new(service: &str) -> Self {
+        let by_kind = SpanKind::ALL.map(|kind| {
+            let mut json = Vec::with_capacity(service.len() + 32);
+            json.extend_from_slice(b",\"service\":");
+            write_str(&mut json, service);
+            json.extend_from_slice(b",\"kind\":\"");
+            json.extend_from_slice(kind.as_str().as_bytes());
+            json.push(b'"');
+            json.into_boxed_slice()
+        });
+        ServiceJson { by_kind }
+    }
+
+    #[inline]
+    fn with_kind(&self, kind: SpanKind) -> &[u8] {
+        &self.by_kind[kind as usize]
     }
 }
 
-/// Text of a line's head: as given (escaped on the way), or already JSON.
+/// `,"service":..,"kind":..` of a line: as given (escaped on the way), or
+/// already JSON.
 #[derive(Clone, Copy)]
 enum Text<'a> {
-    Plain(&'a str),
+    Plain { service: &'a str, kind: &'a str },
     Json(&'a [u8]),
 }
 
@@ -196,47 +215,42 @@ impl Text<'_> {
     #[inline]
     fn write(self, out: &mut Vec<u8>) {
         match self {
-            Text::Plain(text) => write_str(out, text),
+            Text::Plain { service, kind } => {
+                out.extend_from_slice(b",\"service\":");
+                write_str(out, service);
+                out.extend_from_slice(b",\"kind\":");
+                write_str(out, kind);
+            }
             Text::Json(json) => out.extend_from_slice(json),
         }
     }
 }
 
-/// A span kind as its JSON string: constant, so never escaped per line.
-fn kind_json(kind: SpanKind) -> &'static [u8] {
-    match kind {
-        SpanKind::Internal => b"\"internal\"",
-        SpanKind::Server => b"\"server\"",
-        SpanKind::Client => b"\"client\"",
-        SpanKind::Producer => b"\"producer\"",
-        SpanKind::Consumer => b"\"consumer\"",
-    }
-}
-
 /// `{"trace_id":..` through `"duration_ms":` (the caller writes the value).
 fn write_head(out: &mut Vec<u8>, h: &Head) {
-    out.extend_from_slice(b"{\"trace_id\":\"");
-    out.extend_from_slice(h.trace_id.to_hex().as_bytes());
-    out.extend_from_slice(b"\",\"span_id\":\"");
-    out.extend_from_slice(h.span_id.to_hex().as_bytes());
-    match h.parent_id {
-        Some(p) => {
-            out.extend_from_slice(b"\",\"parent_id\":\"");
-            out.extend_from_slice(p.to_hex().as_bytes());
-            out.extend_from_slice(b"\",\"name\":");
+    Chunk::write::<{ 13 + 32 + 13 + 16 + 15 + 16 + 10 }>(out, |ids| {
+        ids.put(b"{\"trace_id\":\"");
+        ids.put(h.trace_id.to_hex().as_array());
+        ids.put(b"\",\"span_id\":\"");
+        ids.put(h.span_id.to_hex().as_array());
+        match h.parent_id {
+            Some(p) => {
+                ids.put(b"\",\"parent_id\":\"");
+                ids.put(p.to_hex().as_array());
+                ids.put(b"\",\"name\":");
+            }
+            None => ids.put(b"\",\"parent_id\":null,\"name\":"),
         }
-        None => out.extend_from_slice(b"\",\"parent_id\":null,\"name\":"),
-    }
+    });
     write_str(out, h.name);
-    out.extend_from_slice(b",\"service\":");
-    h.service.write(out);
-    out.extend_from_slice(b",\"kind\":");
-    h.kind.write(out);
-    out.extend_from_slice(b",\"start_ns\":");
-    write_u64(out, h.start_ns);
-    out.extend_from_slice(b",\"end_ns\":");
-    write_u64(out, h.end_ns);
-    out.extend_from_slice(b",\"duration_ms\":");
+    h.service_and_kind.write(out);
+    Chunk::write::<{ 12 + 20 + 10 + 20 + 15 }>(out, |times| {
+        times.put(b",\"start_ns\":");
+        times.put_u64(h.start_ns);
+        times.put(b",\"end_ns\":");
+        times.put_u64(h.end_ns);
+        times.put(b",\"duration_ms\":");
+    });
 }
 
 /// `{"name":..,"ts_ns":..,"level":..,"attributes":` (the caller writes the
@@ -329,25 +343,170 @@ fn write_dropped_links(out: &mut Vec<u8>, dropped_links: u64) {
 /// Appends a trace summary as one JSON line to `out` (hand-written like
 /// spans: one is written per trace, so it is on the writer's hot path too).
 pub fn write_trace_summary(out: &mut Vec<u8>, summary: &TraceSummary) {
-    out.extend_from_slice(b"{\"trace_id\":\"");
-    out.extend_from_slice(summary.trace_id.to_hex().as_bytes());
-    out.extend_from_slice(b"\",\"root_span_id\":\"");
-    out.extend_from_slice(summary.root_span_id.to_hex().as_bytes());
-    out.extend_from_slice(b"\",\"service\":");
+    Chunk::write::<{ 13 + 32 + 18 + 16 + 12 }>(out, |ids| {
+        ids.put(b"{\"trace_id\":\"");
+        ids.put(summary.trace_id.to_hex().as_array());
+        ids.put(b"\",\"root_span_id\":\"");
+        ids.put(summary.root_span_id.to_hex().as_array());
+        ids.put(b"\",\"service\":");
+    });
     write_str(out, &summary.service);
     out.extend_from_slice(b",\"operation\":");
     write_str(out, &summary.operation);
-    out.extend_from_slice(b",\"start_ns\":");
-    write_u64(out, summary.start_ns);
-    out.extend_from_slice(b",\"duration_ms\":");
-    write_duration_ms(out, summary.duration_ns);
-    out.extend_from_slice(b",\"span_count\":");
-    write_u64(out, summary.span_count);
-    out.extend_from_slice(b",\"error_count\":");
-    write_u64(out, summary.error_count);
-    out.extend_from_slice(b",\"status\":\"");
-    out.extend_from_slice(summary.status.as_bytes());
-    out.extend_from_slice(b"\"}\n");
+    Chunk::write::<{ 12 + 20 + 15 + DURATION_MAX + 14 + 20 + 15 + 20 + 22 }>(out, |counts| {
+        counts.put(b",\"start_ns\":");
+        counts.put_u64(summary.start_ns);
+        counts.put(b",\"duration_ms\":");
+        counts.put_duration_ms(summary.duration_ns);
+        counts.put(b",\"span_count\":");
+        counts.put_u64(summary.span_count);
+        counts.put(b",\"error_count\":");
+        counts.put_u64(summary.error_count);
+        match summary.status {
+            "ok" => counts.put(b",\"status\":\"ok\"}\n"),
+            "error" => counts.put(b",\"status\":\"error\"}\n"),
+            _ => {}
+        }
+    });
+    if !matches!(summary.status, "ok" | "error") {
+        out.extend_from_slice(b",\"status\":");
+        write_str(out, summary.status);
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+/// The longest duration [`Chunk::put_duration_ms`] writes: 20 integer
+/// digits, a point and 6 decimals (longer ones go through the float
+/// formatter, which writes at most 24 bytes).
+const DURATION_MAX: usize = 27;
+
+/// Two decimal digits per entry, for writing integers a pair at a time.
+const DIGIT_PAIRS: [[u8; 2]; 100] = {
+    let mut pairs = [[0u8; 2]; 100];
+    let mut i = 0;
+    while i < 100 {
+        pairs[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+        i += 1;
+    }
+    pairs
+};
+
+/// `dst.write_copy_of_slice(src)` (stable only since Rust 1.93): with the
+/// lengths known at compile time, as in every `put`, it compiles to the
+/// same few moves.
+#[inline(always)]
+fn copy_into(dst: &mut [MaybeUninit<u8>], src: &[u8]) {
+    debug_assert_eq!(dst.len(), src.len());
+    for (slot, &byte) in dst.iter_mut().zip(src) {
+        slot.write(byte);
+    }
+}
+
+/// A run of a line's fixed-width parts (keys, hex ids, integers) written
+/// straight into the line's reserved spare capacity. Each `put` of a
+/// constant key is a copy of known size, which compiles to a few moves;
+/// appended one by one with `Vec::extend_from_slice`, every key was a
+/// `memmove` call and a capacity check, a third of the serialiser's time
+/// (`benches/writer.rs`). Made by [`Chunk::write`], which reserves `CAP`
+/// bytes: a `put` past them panics (it is a bounds-checked slice write),
+/// and every caller's `CAP` is the sum of its parts' maxima.
+struct Chunk<'a> {
+    spare: &'a mut [MaybeUninit<u8>],
+    len: usize,
+}
+
+impl Chunk<'_> {
+    /// Runs `fill` on a chunk over `out`'s next `CAP` bytes, then makes what
+    /// it put part of `out`.
+    #[inline(always)]
+    fn write<const CAP: usize>(out: &mut Vec<u8>, fill: impl FnOnce(&mut Chunk)) {
+        out.reserve(CAP);
+        let mut chunk = Chunk {
+            spare: &mut out.spare_capacity_mut()[..CAP],
+            len: 0,
+        };
+        fill(&mut chunk);
+        let written = chunk.len;
+        // SAFETY: `len` only ever grows by the bytes a `put` has just
+        // written, through bounds-checked slices of the spare capacity, so
+        // the first `written` spare bytes are initialised and within it.
+        unsafe { out.set_len(out.len() + written) };
+    }
+
+    #[inline(always)]
+    fn put<const N: usize>(&mut self, bytes: &[u8; N]) {
+        copy_into(&mut self.spare[self.len..self.len + N], bytes);
+        self.len += N;
+    }
+
+    /// Decimal digits, four at a time from the end (like `itoa`), written
+    /// in place.
+    #[inline(always)]
+    fn put_u64(&mut self, value: u64) {
+        let digits = value.checked_ilog10().unwrap_or(0) as usize + 1;
+        let out = &mut self.spare[self.len..self.len + digits];
+        let mut end = digits;
+        let mut rest = value;
+        while rest >= 10_000 {
+            let four = (rest % 10_000) as usize;
+            rest /= 10_000;
+            end -= 4;
+            copy_into(&mut out[end..end + 2], &DIGIT_PAIRS[four / 100]);
+            copy_into(&mut out[end + 2..end + 4], &DIGIT_PAIRS[four % 100]);
+        }
+        let mut rest = rest as usize;
+        if rest >= 100 {
+            end -= 2;
+            copy_into(&mut out[end..end + 2], &DIGIT_PAIRS[rest % 100]);
+            rest /= 100;
+        }
+        if rest >= 10 {
+            copy_into(&mut out[..2], &DIGIT_PAIRS[rest]);
+        } else {
+            out[0].write(b'0' + rest as u8);
+        }
+        self.len += digits;
+    }
+
+    #[inline(always)]
+    fn put_i64(&mut self, value: i64) {
+        if value < 0 {
+            self.put(b"-");
+        }
+        self.put_u64(value.unsigned_abs());
+    }
+
+    /// Nanoseconds as a millisecond decimal ("0.02588", "45.0"), written
+    /// with integer arithmetic: the same number `ns as f64 / 1e6` would
+    /// print as (division is correctly rounded and such decimals
+    /// round-trip), without the float formatter, which was the writer's
+    /// costliest call.
+    #[inline(always)]
+    fn put_duration_ms(&mut self, ns: u64) {
+        if ns >= 1 << 53 {
+            let mut float = ryu::Buffer::new();
+            let text = float.format_finite(ns as f64 / 1e6).as_bytes();
+            copy_into(&mut self.spare[self.len..self.len + text.len()], text);
+            self.len += text.len();
+            return;
+        }
+        self.put_u64(ns / 1_000_000);
+        let mut frac = ns % 1_000_000;
+        if frac == 0 {
+            self.put(b".0");
+            return;
+        }
+        let mut digits = [b'0'; 7];
+        digits[0] = b'.';
+        for slot in digits[1..].iter_mut().rev() {
+            *slot = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        let len = 7 - digits.iter().rev().take_while(|&&d| d == b'0').count();
+        // All seven are copied (a copy of known size); `len` of them count.
+        copy_into(&mut self.spare[self.len..self.len + 7], &digits);
+        self.len += len;
+    }
 }
 
 /// A JSON string. Text with nothing to escape (the common case: no control
@@ -367,38 +526,13 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 
 #[inline]
 fn write_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    Chunk::write::<20>(out, |digits| digits.put_u64(v));
 }
 
-#[inline]
-fn write_i64(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
-}
-
-/// Nanoseconds as a millisecond decimal ("0.02588", "45.0"), written with
-/// integer arithmetic: the same number `ns as f64 / 1e6` would print as
-/// (division is correctly rounded and such decimals round-trip), without
-/// the float formatter, which was the writer's costliest call.
+/// Nanoseconds as a millisecond decimal: see [`Chunk::put_duration_ms`].
 #[inline]
 fn write_duration_ms(out: &mut Vec<u8>, ns: u64) {
-    if ns >= 1 << 53 {
-        write_f64(out, ns as f64 / 1e6);
-        return;
-    }
-    write_u64(out, ns / 1_000_000);
-    out.push(b'.');
-    let mut frac = ns % 1_000_000;
-    if frac == 0 {
-        out.push(b'0');
-        return;
-    }
-    let mut digits = [b'0'; 6];
-    for slot in digits.iter_mut().rev() {
-        *slot = b'0' + (frac % 10) as u8;
-        frac /= 10;
-    }
-    let len = 6 - digits.iter().rev().take_while(|&&d| d == b'0').count();
-    out.extend_from_slice(&digits[..len]);
+    Chunk::write::<DURATION_MAX>(out, |duration| duration.put_duration_ms(ns));
 }
 
 /// Finite floats only reach here (`AttrValue::float` turns the others into
@@ -430,7 +564,7 @@ fn write_value(out: &mut Vec<u8>, value: &AttrValue) {
         AttrValue::Str(s) => write_str(out, s),
         AttrValue::Bool(true) => out.extend_from_slice(b"true"),
         AttrValue::Bool(false) => out.extend_from_slice(b"false"),
-        AttrValue::Int(i) => write_i64(out, *i),
+        AttrValue::Int(i) => Chunk::write::<20>(out, |digits| digits.put_i64(*i)),
         AttrValue::Float(f) => write_f64(out, *f),
         AttrValue::List(items) => {
             out.push(b'[');
@@ -528,7 +662,7 @@ mod tests {
                 r.kind = kind;
                 r.status = status;
                 let mut out = Vec::new();
-                write_span(&mut out, &r, &JsonString::new("svc"));
+                write_span(&mut out, &r, &ServiceJson::new("svc"));
                 let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
                 assert_eq!(v["kind"], kind.as_str());
                 assert_eq!(v["status"], status.as_written());
@@ -539,7 +673,7 @@ mod tests {
     #[test]
     fn span_line_is_valid_json_with_the_contract_keys() {
         let mut out = Vec::new();
-        write_span(&mut out, &record(), &JsonString::new("svc"));
+        write_span(&mut out, &record(), &ServiceJson::new("svc"));
         assert_eq!(out.last(), Some(&b'\n'));
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["trace_id"], "00000000000000000000000000000abc");
@@ -590,7 +724,7 @@ mod tests {
         });
         r.dropped_links = 2;
         let mut out = Vec::new();
-        write_span(&mut out, &r, &JsonString::new("svc"));
+        write_span(&mut out, &r, &ServiceJson::new("svc"));
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             v["scope"],
@@ -644,23 +778,55 @@ mod tests {
     }
 
     #[test]
-    fn trace_summary_line_matches_its_serde_form() {
-        let summary = TraceSummary {
-            trace_id: TraceId(0xabc),
-            root_span_id: SpanId(0x12),
-            service: "s\"vc".into(),
-            operation: "GET /x".into(),
-            start_ns: 1_700_000_000_000_000_000,
-            duration_ns: 12_500_000,
-            span_count: 3,
-            error_count: 1,
-            status: "error",
-        };
+    fn integers_print_as_to_string_does() {
+        let mut unsigned = vec![0u64, u64::MAX, u64::MAX - 1];
+        let mut power = 1u64;
+        loop {
+            unsigned.extend([power - 1, power, power + 1, power * 3 + 7]);
+            match power.checked_mul(10) {
+                Some(next) => power = next,
+                None => break,
+            }
+        }
+        unsigned
+            .extend((0..10_000).map(|i: u64| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (i % 64)));
+        for v in unsigned {
+            let mut out = b"x".to_vec();
+            write_u64(&mut out, v);
+            assert_eq!(std::str::from_utf8(&out[1..]).unwrap(), v.to_string());
+            for signed in [v as i64, (v as i64).wrapping_neg()] {
+                let mut out = Vec::new();
+                write_value(&mut out, &AttrValue::Int(signed));
+                assert_eq!(std::str::from_utf8(&out).unwrap(), signed.to_string());
+            }
+        }
         let mut out = Vec::new();
-        write_trace_summary(&mut out, &summary);
-        assert_eq!(out.last(), Some(&b'\n'));
-        let ours: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(ours, serde_json::to_value(&summary).unwrap());
+        write_value(&mut out, &AttrValue::Int(i64::MIN));
+        assert_eq!(out, i64::MIN.to_string().as_bytes());
+    }
+
+    #[test]
+    fn trace_summary_line_matches_its_serde_form() {
+        // "ok" and "error" are written as constants; anything else as text.
+        for status in ["error", "ok", "odd\"status"] {
+            let summary = TraceSummary {
+                trace_id: TraceId(0xabc),
+                root_span_id: SpanId(0x12),
+                service: "s\"vc".into(),
+                operation: "GET /x".into(),
+                start_ns: 1_700_000_000_000_000_000,
+                duration_ns: 12_500_000,
+                span_count: 3,
+                error_count: 1,
+                status,
+            };
+            let mut out = Vec::new();
+            write_trace_summary(&mut out, &summary);
+            assert_eq!(out.last(), Some(&b'\n'));
+            assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+            let ours: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(ours, serde_json::to_value(&summary).unwrap());
+        }
     }
 
     #[test]
@@ -691,7 +857,7 @@ mod tests {
             &limits,
         );
         let mut out = Vec::new();
-        write_span(&mut out, &r, &JsonString::new("s\"vc"));
+        write_span(&mut out, &r, &ServiceJson::new("s\"vc"));
         let text = std::str::from_utf8(&out).unwrap();
         assert_eq!(text.matches('\n').count(), 1, "one line: {text}");
         let v: serde_json::Value = serde_json::from_str(text).unwrap();

@@ -16,6 +16,15 @@ pub enum SpanKind {
 }
 
 impl SpanKind {
+    /// Every kind, in declaration order (so `ALL[kind as usize] == kind`).
+    pub const ALL: [SpanKind; 5] = [
+        SpanKind::Internal,
+        SpanKind::Server,
+        SpanKind::Client,
+        SpanKind::Producer,
+        SpanKind::Consumer,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SpanKind::Internal => "internal",
@@ -28,14 +37,7 @@ impl SpanKind {
 
     /// Accepts the five OpenTelemetry kind names, case-insensitively.
     pub fn parse(s: &str) -> Option<Self> {
-        const KINDS: [SpanKind; 5] = [
-            SpanKind::Internal,
-            SpanKind::Server,
-            SpanKind::Client,
-            SpanKind::Producer,
-            SpanKind::Consumer,
-        ];
-        KINDS
+        Self::ALL
             .into_iter()
             .find(|k| k.as_str().eq_ignore_ascii_case(s))
     }

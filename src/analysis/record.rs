@@ -697,7 +697,7 @@ pub(crate) mod tests {
         );
         let row = SpanRow::from_record(&rec, "svc");
         let mut written = Vec::new();
-        crate::jsonl::write_span(&mut written, &rec, &crate::jsonl::JsonString::new("svc"));
+        crate::jsonl::write_span(&mut written, &rec, &crate::jsonl::ServiceJson::new("svc"));
         let reparsed = SpanRow::parse_bytes(&written).unwrap();
         assert_eq!(row, reparsed);
         assert_eq!(row.duration_ms, 2.5);
@@ -831,7 +831,7 @@ pub(crate) mod tests {
         ) {
             let mut file = Vec::new();
             for (record, service) in &records {
-                crate::jsonl::write_span(&mut file, record, &crate::jsonl::JsonString::new(service));
+                crate::jsonl::write_span(&mut file, record, &crate::jsonl::ServiceJson::new(service));
             }
             let mut report = crate::analysis::ReadReport::default();
             let mut rows = Vec::new();

@@ -47,7 +47,7 @@ struct Family {
 
 pub struct JsonlSink {
     /// Every line's service name, written as JSON once.
-    service: jsonl::JsonString,
+    service: jsonl::ServiceJson,
     dir: PathBuf,
     limits: FileLimits,
     spans: Family,
@@ -81,7 +81,7 @@ impl JsonlSink {
             ))),
         };
         JsonlSink {
-            service: jsonl::JsonString::new(service),
+            service: jsonl::ServiceJson::new(service),
             dir: dir.to_path_buf(),
             limits,
             spans: family("spans"),
