@@ -64,9 +64,11 @@ struct OpenTrace {
     unsampled_not_kept: u64,
 }
 
+/// A completed trace kept for the queries, which find it by id and read
+/// its spans (its summary went to the files; queries make their own).
 struct ClosedTrace {
+    trace_id: TraceId,
     spans: TraceSpans,
-    summary: TraceSummary,
 }
 
 #[derive(Default)]
@@ -164,7 +166,7 @@ impl LiveAnalysis {
                 .recent
                 .iter_mut()
                 .rev()
-                .find(|t| t.summary.trace_id == span.trace_id)
+                .find(|t| t.trace_id == span.trace_id)
             {
                 if t.spans.len() < self.limits.max_spans_per_trace {
                     t.spans.push(span.clone());
@@ -229,13 +231,13 @@ impl LiveAnalysis {
             status: if error_count > 0 { "error" } else { "ok" },
         };
         let closed = ClosedTrace {
+            trace_id: root.trace_id,
             spans,
-            summary: summary.clone(),
         };
         if error_count > 0 {
             let copy = ClosedTrace {
+                trace_id: closed.trace_id,
                 spans: closed.spans.clone(),
-                summary: closed.summary.clone(),
             };
             push_bounded(
                 &mut self.recent_errors,
@@ -362,11 +364,11 @@ impl LiveAnalysis {
     /// by the query layer after it is released.
     pub(crate) fn kept_spans(&self) -> Vec<FinishedSpan> {
         let recent: std::collections::HashSet<TraceId> =
-            self.recent.iter().map(|t| t.summary.trace_id).collect();
+            self.recent.iter().map(|t| t.trace_id).collect();
         let only_failed = self
             .recent_errors
             .iter()
-            .filter(|t| !recent.contains(&t.summary.trace_id));
+            .filter(|t| !recent.contains(&t.trace_id));
         self.recent
             .iter()
             .chain(only_failed)
@@ -380,7 +382,7 @@ impl LiveAnalysis {
         let closed = |store: &VecDeque<ClosedTrace>| -> Vec<FinishedSpan> {
             store
                 .iter()
-                .filter(|t| t.summary.trace_id == trace_id)
+                .filter(|t| t.trace_id == trace_id)
                 .flat_map(|t| t.spans.iter().cloned())
                 .collect()
         };
