@@ -782,7 +782,12 @@ mod tests {
         let mut unsigned = vec![0u64, u64::MAX, u64::MAX - 1];
         let mut power = 1u64;
         loop {
-            unsigned.extend([power - 1, power, power + 1, power * 3 + 7]);
+            unsigned.extend([
+                power - 1,
+                power,
+                power + 1,
+                power.saturating_mul(3).saturating_add(7),
+            ]);
             match power.checked_mul(10) {
                 Some(next) => power = next,
                 None => break,
