@@ -30,7 +30,12 @@ DEADLINE_S = 20.0
 
 
 class Server:
-    def __init__(self, directory: Path, *extra: str) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *extra: str,
+        preexec_fn: Callable[[], object] | None = None,
+    ) -> None:
         self.dir = directory
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ferrotrace", "serve", str(directory), "--port", "0"]
@@ -38,6 +43,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=preexec_fn,
         )
         assert self.proc.stdout is not None
         self.banner = self.proc.stdout.readline()
@@ -754,6 +760,16 @@ def test_sigterm_and_ctrl_c_stop_cleanly_with_every_span_on_disk(tmp_path: Path)
         assert code == 0, err
         assert "stopped" in out and "Traceback" not in err
         assert ft.analyze(directory).get_trace(trace_id) is not None
+
+
+def test_ctrl_c_stops_a_server_started_with_sigint_ignored(tmp_path: Path) -> None:
+    # How a script's background job (`ferrotrace serve &`) starts: SIGINT is
+    # ignored, and Python then installs no KeyboardInterrupt handler.
+    s = Server(tmp_path / "traces", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    s.proc.send_signal(signal.SIGINT)
+    code, out, err = s.stop(signalled=True)
+    assert code == 0, err
+    assert "stopped" in out and "Traceback" not in err
 
 
 def test_received_spans_work_with_the_cli(server: Server) -> None:

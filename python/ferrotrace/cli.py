@@ -565,7 +565,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
     def terminate(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    # SIGINT too, explicitly: a process started as a background job of a
+    # script inherits SIGINT ignored (and Python then installs no handler),
+    # where Ctrl-C or `kill -INT` must still stop the server.
+    previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         _core.serve(
             args.dir,
@@ -582,7 +585,8 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except (OSError, ValueError) as e:
         raise CommandError(f"{PROG} serve: {e}") from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 # --------------------------------------------------------------------------
