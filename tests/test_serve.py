@@ -87,7 +87,14 @@ class Server:
     def stop(self, signalled: bool = False) -> tuple[int, str, str]:
         if not signalled and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=30)
+        try:
+            out, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            # A server that did not stop fails the test, and is not left
+            # running (and serving) after it.
+            self.proc.kill()
+            self.proc.communicate()
+            raise
         return self.proc.returncode, out, err
 
 

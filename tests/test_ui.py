@@ -94,7 +94,12 @@ class Server:
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=30)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # fail, without leaving a server running
+            self.proc.communicate()
+            raise
         assert self.proc.returncode == 0, err
         assert "Traceback" not in err
 
