@@ -12,18 +12,13 @@ pub type FinishedSpan = Arc<SpanRecord>;
 /// How many spans ahead of the one it works on the collector asks for.
 pub const PREFETCH_AHEAD: usize = 4;
 
-/// Asks the CPU to start loading a finished span's record into this core's
-/// cache. The traced thread wrote it on another core, so the collector's
-/// first read of each record waits for it (a visible part of its time);
-/// asked for a few spans ahead, the loads overlap the work on the current
-/// one. A hint only: it never faults and changes nothing.
-#[inline(always)]
-pub fn prefetch(span: &FinishedSpan) {
-    prefetch_record(span);
-}
-
-/// Asks for a record's fixed part (four cache lines) to be loaded into this
-/// core's cache: see [`prefetch`] and `RecordPool::record`.
+/// Asks the CPU to start loading a record's fixed part (four cache lines)
+/// into this core's cache. Another core wrote it last (the traced thread a
+/// finished span, the collector a recycled record), so the first access to
+/// each line waits for it; asked for ahead of use, the loads overlap other
+/// work: the collector asks a few spans ahead, the record pool one span
+/// ahead (see `RecordPool::record`). A hint only: it never faults and
+/// changes nothing.
 #[inline(always)]
 pub fn prefetch_record(record: &SpanRecord) {
     #[cfg(target_arch = "x86_64")]

@@ -22,7 +22,7 @@ use crate::sync::{Condvar, Mutex};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::buffer::{prefetch, FinishedSpan, SpanBuffer, PREFETCH_AHEAD};
+use crate::buffer::{prefetch_record, FinishedSpan, SpanBuffer, PREFETCH_AHEAD};
 use crate::clock;
 use crate::config::Config;
 use crate::flush::FlushTickets;
@@ -544,7 +544,7 @@ impl CollectorThread {
             let mut drained = self.drained.drain(..);
             while let Some(span) = drained.next() {
                 if let Some(ahead) = drained.as_slice().get(PREFETCH_AHEAD - 1) {
-                    prefetch(ahead);
+                    prefetch_record(ahead);
                 }
                 attributes_dropped += u64::from(span.attributes.dropped);
                 events_dropped += u64::from(span.dropped_events);

@@ -187,11 +187,11 @@ impl ServiceJson {
     pub fn new(service: &str) -> Self {
         let by_kind = SpanKind::ALL.map(|kind| {
             let mut json = Vec::with_capacity(service.len() + 32);
-            json.extend_from_slice(b",\"service\":");
-            write_str(&mut json, service);
-            json.extend_from_slice(b",\"kind\":\"");
-            json.extend_from_slice(kind.as_str().as_bytes());
-            json.push(b'"');
+            Text::Plain {
+                service,
+                kind: kind.as_str(),
+            }
+            .write(&mut json);
             json.into_boxed_slice()
         });
         ServiceJson { by_kind }

@@ -22,7 +22,7 @@ use compact_str::CompactString;
 
 use crate::analysis::{callee, DependencyEdge, QuantileSketch};
 use crate::attributes::AttrValue;
-use crate::buffer::{prefetch, FinishedSpan};
+use crate::buffer::{prefetch_record, FinishedSpan};
 use crate::ids::TraceId;
 use crate::pool::RecordPool;
 use crate::sampling::TailRules;
@@ -481,7 +481,7 @@ fn push_bounded(
     // overlaps the wait with the spans in between.
     if store.len() + 1 >= capacity {
         if let Some(next) = store.front() {
-            next.spans.iter().for_each(prefetch);
+            next.spans.iter().for_each(|span| prefetch_record(span));
         }
     }
     store.push_back(trace);
